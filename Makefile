@@ -1,0 +1,88 @@
+# channels-chat-workshop
+#   make step5               set up, then serve the finished chat at http://127.0.0.1:8000/chat/
+#   make test                set up, then run the shared tests over all five stages
+# `make help` lists every target.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+STAGES := 1 2 3 4 5
+
+PORT ?= 8000
+REDIS_URL ?= redis://127.0.0.1:6379/0
+STEP ?=
+FROM ?=
+TO ?=
+DIR ?=
+STRICT ?=
+QUICK ?=
+
+# One readable line, not a traceback, for a wrong STEP/FROM/TO.
+stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
+
+.PHONY: help setup step1 step2 step3 step4 step5 diff test grade check bench docs lint format clean
+
+help:
+	@echo "make step1 .. step5          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
+	@echo "make test [STEP=N]           run the shared tests over every stage (or one)"
+	@echo "make diff [FROM=N] TO=M      show a lesson's change between two stages"
+	@echo "make grade STEP=N DIR=path   grade a student's project as stage N (STRICT=1: robustness counts)"
+	@echo "make check DIR=path          how far a student's project gets, stage by stage"
+	@echo "make bench [QUICK=1]         measure sync vs async consumers and channel layers"
+	@echo "make docs                    refresh the code and diffs quoted in docs/"
+	@echo "make lint | format | setup | clean"
+
+setup: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml tools/pins.py
+	@PYTHON=$(PYTHON) tools/require.sh python
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) tools/pins.py > $(VENV)/requirements.txt
+	@echo "Installing the pinned packages into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt \
+		2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
+	@touch $@
+
+step1 step2 step3 step4 step5: setup
+	@$(PY) -m tools.serve $(@:step%=%) --port "$(PORT)" --redis-url "$(REDIS_URL)"
+
+diff: setup
+	$(call stage_ok,$(TO),TO)
+	$(if $(FROM),$(call stage_ok,$(FROM),FROM))
+	@$(PY) -m tools.diff $(TO) $(if $(FROM),--from $(FROM))
+
+test: setup
+	$(if $(STEP),$(call stage_ok,$(STEP),STEP))
+	@tools/require.sh redis browser
+	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP))
+
+grade: setup
+	$(call stage_ok,$(STEP),STEP)
+	@tools/require.sh redis browser
+	@$(PY) -m tools.grade --stage "$(STEP)" --project "$(DIR)" $(if $(STRICT),--strict)
+
+check: setup
+	@tools/require.sh redis browser
+	@$(PY) -m tools.grade --check --project "$(DIR)" $(if $(STRICT),--strict)
+
+bench: setup
+	@tools/require.sh redis
+	@$(PY) -m tools.bench $(if $(QUICK),--quick)
+
+docs: setup
+	@$(PY) -m tools.docs
+
+lint: setup
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+
+format: setup
+	@$(PY) -m ruff format .
+	@$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) grade-report .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} + ; find . -name db.sqlite3 -delete

@@ -1,0 +1,177 @@
+"""One suite, many stages: every test marked @behaviour("<id>") runs once per stage that
+course.toml checks it at, against that stage's folder, or against a student's project
+(`--project DIR --stage N`, which is what `make grade` runs)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from shared_tests.report import BehaviourReport
+from shared_tests.servers import ServerPool
+from shared_tests.stage_under_test import StageUnderTest
+from tools.course import load_course
+from tools.project import ProjectError, find_project
+from tools.redis_server import PrivateRedis, RedisMissing
+
+COURSE = load_course()
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing_prerequisite(message: str) -> None:
+    """A missing Redis or browser: a failure in CI, a skip (never a pass) elsewhere."""
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: missing prerequisites fail the run)", pytrace=False)
+    pytest.skip(message)
+
+
+# ---------------------------------------------------------------------------- options & modes
+def pytest_addoption(parser):
+    group = parser.getgroup("workshop", "channels-chat-workshop")
+    group.addoption(
+        "--stage",
+        action="append",
+        type=int,
+        default=[],
+        help="check only this stage (repeat for several); default: every stage",
+    )
+    group.addoption(
+        "--project",
+        default=None,
+        help="grade this folder (the one holding manage.py) as the single --stage",
+    )
+    group.addoption(
+        "--strict-score", action="store_true", help="count robustness behaviours in the score"
+    )
+    group.addoption(
+        "--report-dir", default=None, help="write results.json (Gradescope format) here"
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "behaviour(id): the course.toml behaviour this test checks"
+    )
+    config.addinivalue_line(
+        "markers", "repository: checks this repository itself, not a stage's behaviour"
+    )
+    known = [stage.number for stage in COURSE.stages]
+    stages = config.getoption("--stage") or known
+    for number in stages:
+        if number not in known:
+            raise pytest.UsageError(f"There is no stage {number}; the stages are {known}.")
+    project_dir = config.getoption("--project")
+    project = None
+    if project_dir is not None:
+        if len(stages) != 1:
+            raise pytest.UsageError("--project needs exactly one --stage to grade it as.")
+        try:
+            project = find_project(project_dir)
+        except ProjectError as error:
+            raise pytest.UsageError(str(error)) from None
+    config.workshop_stages = sorted(set(stages))
+    config.workshop_project = project
+    config.pluginmanager.register(
+        BehaviourReport(
+            COURSE,
+            stages=config.workshop_stages,
+            strict=config.getoption("--strict-score"),
+            report_dir=config.getoption("--report-dir"),
+            project=project,
+        ),
+        "workshop-report",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("behaviour")
+    if marker is None or "stage" not in metafunc.fixturenames:
+        return
+    behaviour = COURSE.behaviour(marker.args[0])
+    stages = [s for s in metafunc.config.workshop_stages if behaviour.checked_at(s)]
+    # None marks "not checked at any selected stage"; such items are deselected below.
+    metafunc.parametrize(
+        "stage", stages or [None], ids=[f"stage{s}" for s in stages] or ["none"]
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    partial_run = config.workshop_project is not None or config.getoption("--stage")
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        not_applicable = callspec is not None and callspec.params.get("stage", 0) is None
+        repository_only = partial_run and item.get_closest_marker("repository")
+        (drop if not_applicable or repository_only else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def server_pool(tmp_path_factory):
+    pool = ServerPool(tmp_path_factory.mktemp("server-logs"))
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """The suite's private Redis (a real redis-server on a free port)."""
+    try:
+        redis = PrivateRedis()
+    except RedisMissing as missing:
+        missing_prerequisite(str(missing))
+    with redis:
+        yield redis
+
+
+@pytest.fixture(scope="session")
+def stages_under_test(request, tmp_path_factory, server_pool):
+    """Stage number -> StageUnderTest, each made (copied, probed, served) when first needed."""
+    config = request.config
+
+    def redis_url(db: int) -> str:
+        return request.getfixturevalue("redis_server").url(db)
+
+    cache = {}
+
+    def get(number: int) -> StageUnderTest:
+        if number not in cache:
+            source = config.workshop_project or find_project(COURSE.stage(number).path)
+            cache[number] = StageUnderTest(
+                number,
+                source,
+                workdir=tmp_path_factory.mktemp(f"stage{number}"),
+                pool=server_pool,
+                redis_url=redis_url,
+            )
+        return cache[number]
+
+    return get
+
+
+@pytest.fixture
+def behaviour(request):
+    marker = request.node.get_closest_marker("behaviour")
+    assert marker is not None, "this fixture is for tests marked @pytest.mark.behaviour"
+    return COURSE.behaviour(marker.args[0])
+
+
+@pytest.fixture
+def expect(behaviour, stage):
+    """What `stage` should do for the test's behaviour: "yes", "404", "refused", ..."""
+    return behaviour.expected_at(stage)
+
+
+@pytest.fixture
+def stage_project(stages_under_test, stage) -> StageUnderTest:
+    return stages_under_test(stage)
+
+
+@pytest.fixture
+def server(stage_project):
+    """The stage's daphne server (one per stage for the whole session)."""
+    return stage_project.server

@@ -1,0 +1,91 @@
+"""A stage (or a student's project graded as a stage) as the tests use it: a private copy of the
+project, what loading it revealed, and its server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from shared_tests.servers import Server, ServerPool
+from tools.project import Project
+
+
+class ProjectDoesNotLoad(AssertionError):
+    """The project raised while loading; the message names the error and the file:line."""
+
+
+class StageUnderTest:
+    def __init__(
+        self,
+        number: int,
+        source: Project,
+        workdir: Path,
+        pool: ServerPool,
+        redis_url: Callable[[int], str],
+    ):
+        self.number = number
+        self.source = source
+        self.workdir = workdir
+        self._pool = pool
+        self._redis_url = redis_url
+        self._project: Project | None = None
+        self._facts: dict | None = None
+        self._server: Server | None = None
+        self._server_failure: AssertionError | None = None
+
+    @property
+    def project(self) -> Project:
+        """The private copy every process of this stage runs in."""
+        if self._project is None:
+            self._project = self.source.copy_to(self.workdir / "project")
+        return self._project
+
+    @property
+    def facts(self) -> dict:
+        """What tools/overlay/workshop_probe.py found (ASGI app, consumers, channel layers)."""
+        if self._facts is None:
+            self._facts = self.project.probe()
+        if not self._facts["ok"]:
+            where = f" ({self._facts['where']})" if self._facts.get("where") else ""
+            raise ProjectDoesNotLoad(
+                f"the project does not load: {self._facts['error']}{where}"
+            )
+        return self._facts
+
+    @property
+    def uses_redis(self) -> bool:
+        layers = self.facts.get("channel_layers", {})
+        return any(str(backend).startswith("channels_redis.") for backend in layers.values())
+
+    @property
+    def asgi_target(self) -> str:
+        return self.project.asgi_target(self.facts.get("asgi_application"))
+
+    @property
+    def server(self) -> Server:
+        """This stage's main server, started on first use (with the suite's Redis if needed)."""
+        if self._server_failure is not None:
+            raise self._server_failure
+        if self._server is None:
+            try:
+                self._server = self.start_server(self.redis_url)
+            except AssertionError as failure:
+                self._server_failure = failure  # fail fast for the stage's other tests
+                raise
+        return self._server
+
+    @property
+    def redis_url(self) -> str | None:
+        """The suite's Redis (database = stage number) when the project uses a Redis layer."""
+        return self._redis_url(self.number) if self.uses_redis else None
+
+    def start_server(
+        self, redis_url: str | None, name: str = "", runserver: bool = False
+    ) -> Server:
+        """Another server on this stage's copy (daphne, or `manage.py runserver`)."""
+        label = f"stage{self.number}" + (f"-{name}" if name else "")
+        target = None if runserver else self.asgi_target
+        return self._pool.start(self.project, target, redis_url, label)
+
+    def stop_server(self, server: Server) -> None:
+        self._pool.stop(server)

@@ -1,0 +1,85 @@
+"""Read the course manifest (shared_tests/course.toml): the stages and the behaviours they show."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MANIFEST = REPO / "shared_tests" / "course.toml"
+NOT_CHECKED = "-"
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int
+    folder: str
+    title: str
+    docs: str
+    open: str  # the page `make stepN` suggests opening
+    redis: bool  # whether the stage needs a Redis server
+
+    @property
+    def path(self) -> Path:
+        return REPO / self.folder
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    id: str
+    title: str
+    kind: str  # "core" or "robustness"
+    points: int
+    expect: tuple[str, ...]  # one word per stage, stage 1 first
+    hint: str
+    docs: str
+
+    def expected_at(self, stage: int) -> str:
+        return self.expect[stage - 1]
+
+    def checked_at(self, stage: int) -> bool:
+        return self.expected_at(stage) != NOT_CHECKED
+
+    def counts(self, strict: bool) -> bool:
+        """Whether this behaviour's points count towards the score."""
+        return strict or self.kind == "core"
+
+
+@dataclass(frozen=True)
+class Course:
+    stages: tuple[Stage, ...]
+    behaviours: tuple[Behaviour, ...]
+
+    def stage(self, number: int) -> Stage:
+        for stage in self.stages:
+            if stage.number == number:
+                return stage
+        known = ", ".join(str(s.number) for s in self.stages)
+        raise KeyError(f"There is no stage {number}; the stages are {known}.")
+
+    def behaviour(self, behaviour_id: str) -> Behaviour:
+        for behaviour in self.behaviours:
+            if behaviour.id == behaviour_id:
+                return behaviour
+        raise KeyError(f"course.toml has no behaviour {behaviour_id!r}")
+
+
+@cache
+def load_course(path: Path = MANIFEST) -> Course:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    stages = tuple(Stage(**stage) for stage in data["stages"])
+    behaviours = tuple(
+        Behaviour(**{**entry, "expect": tuple(entry["expect"])})
+        for entry in data["behaviours"]
+    )
+    for behaviour in behaviours:
+        if len(behaviour.expect) != len(stages):
+            raise ValueError(
+                f"{path.name}: behaviour {behaviour.id!r} lists "
+                f"{len(behaviour.expect)} expectations for {len(stages)} stages"
+            )
+        if behaviour.kind not in ("core", "robustness"):
+            raise ValueError(f"{path.name}: {behaviour.id!r} has kind {behaviour.kind!r}")
+    return Course(stages, behaviours)

@@ -1,0 +1,84 @@
+"""Redis for the workshop: tell whether one answers, and start a private one on a free port."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import redis
+from pytest_redis.executor import RedisExecutor
+
+from tools.net import HOST, free_port
+
+INSTALL_HINT = (
+    "redis-server is not installed: run `sudo apt-get install redis-server` "
+    "(Debian/Ubuntu) or `brew install redis` (macOS)."
+)
+
+
+class RedisMissing(RuntimeError):
+    """No redis-server on this machine; the message says how to install it."""
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    """Whether a Redis server answers PING at `url`."""
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def redis_server_executable() -> str:
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise RedisMissing(INSTALL_HINT)
+    return executable
+
+
+class PrivateRedis:
+    """A redis-server on a free loopback port, in a throwaway folder, that saves nothing.
+
+    Use as a context manager, or call start()/stop(); stop() then start() brings the same port
+    back, which is how the tests simulate Redis going away and coming back.
+    """
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        # A short path: Redis' unix socket path must stay under about 100 characters.
+        self.datadir = Path(tempfile.mkdtemp(prefix="workshop-redis-"))
+        self._executor = RedisExecutor(
+            executable=redis_server_executable(),
+            databases=16,
+            redis_timeout=0,  # never close idle clients: channels-redis keeps connections open
+            loglevel="warning",
+            host=HOST,
+            port=self.port,
+            datadir=self.datadir,
+            startup_timeout=20,
+        )
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://{HOST}:{self.port}/{db}"
+
+    def start(self) -> PrivateRedis:
+        self._executor.start()
+        return self
+
+    def stop(self) -> None:
+        self._executor.stop()
+
+    def close(self) -> None:
+        """Stop the server and remove its folder."""
+        if self._executor.running():
+            self._executor.stop()
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+    def __enter__(self) -> PrivateRedis:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Make sure the system programs a make target needs are here. For each missing one, install it
+# with apt-get when we run as root on Debian/Ubuntu; otherwise print ONE line saying what to
+# install, and fail (a missing browser outside CI is only a warning: browser tests skip).
+#
+# Usage: tools/require.sh [python] [redis] [browser]
+set -uo pipefail
+
+PYTHON=${PYTHON:-python3}
+apt_updated=no
+
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_install() {
+  can_apt || return 1
+  if [ "$apt_updated" = no ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    apt_updated=yes
+  fi
+  echo "Installing $* with apt-get ..."
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+fail() { echo "$*" >&2; exit 1; }
+
+in_ci() { case "${CI:-}" in 1 | true | TRUE | yes) return 0 ;; *) return 1 ;; esac; }
+
+require_python() {
+  command -v "$PYTHON" >/dev/null 2>&1 ||
+    fail "$PYTHON not found: install Python 3.11 or newer (Debian/Ubuntu: sudo apt-get install python3; macOS: brew install python)."
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    fail "Python 3.11 or newer is needed, $PYTHON is $("$PYTHON" -V 2>&1 | cut -d' ' -f2): install a newer one and run make PYTHON=python3.11 ..."
+  "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && return 0
+  apt_install python3-venv && "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 && return 0
+  fail "$PYTHON cannot create virtual environments: run sudo apt-get install python3-venv."
+}
+
+require_redis() {
+  command -v redis-server >/dev/null 2>&1 && return 0
+  apt_install redis-server && command -v redis-server >/dev/null 2>&1 && return 0
+  fail "redis-server is not installed: run sudo apt-get install redis-server (Debian/Ubuntu) or brew install redis (macOS)."
+}
+
+browser_found() {
+  [ -n "${CHROME_BIN:-}" ] && [ -x "${CHROME_BIN}" ] && return 0
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  command -v chromium-browser >/dev/null 2>&1 && return 0
+  command -v google-chrome >/dev/null 2>&1 && return 0
+  [ -d "/Applications/Google Chrome.app" ] && return 0
+  return 1
+}
+
+require_browser() {
+  browser_found && return 0
+  apt_install chromium chromium-driver && browser_found && return 0
+  local how="install Chromium and its driver (sudo apt-get install chromium chromium-driver) or Google Chrome"
+  in_ci && fail "No Chromium/Chrome for the browser tests: $how."
+  echo "warning: no Chromium/Chrome found, so the browser tests will be skipped: $how." >&2
+}
+
+for need in "$@"; do
+  case "$need" in
+    python) require_python ;;
+    redis) require_redis ;;
+    browser) require_browser ;;
+    *) fail "tools/require.sh: unknown requirement '$need' (python, redis or browser)." ;;
+  esac
+done
