@@ -175,3 +175,14 @@ def stage_project(stages_under_test, stage) -> StageUnderTest:
 def server(stage_project):
     """The stage's daphne server (one per stage for the whole session)."""
     return stage_project.server
+
+
+@pytest.fixture
+def own_redis():
+    """A private Redis for one test, which may stop and restart it."""
+    try:
+        redis = PrivateRedis()
+    except RedisMissing as missing:
+        missing_prerequisite(str(missing))
+    with redis:
+        yield redis

@@ -134,6 +134,8 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             # Beyond the tutorial: Redis' address comes from REDIS_URL when it is set.
             "hosts": [os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")],
+            # Beyond the tutorial: group_send silently drops what exceeds a channel's capacity (100).
+            "capacity": 5000,
         },
     },
 }
