@@ -39,7 +39,9 @@ def describe_refusal(error: Exception) -> str:
     return type(error).__name__
 
 
-def open_socket(server: Server, path: str, origin: str | None = None) -> ClientConnection:
+def open_socket(
+    server: Server, path: str, origin: str | None = None
+) -> ClientConnection:
     """Open a WebSocket; raises what websockets raises when the server refuses it."""
     return connect(
         server.ws_url(path),
@@ -67,12 +69,16 @@ def send_message(socket: ClientConnection, text: str) -> None:
     socket.send(json.dumps({"message": text}))
 
 
-def next_reply(socket: ClientConnection, expected: str, timeout: float = REPLY_TIMEOUT) -> dict:
+def next_reply(
+    socket: ClientConnection, expected: str, timeout: float = REPLY_TIMEOUT
+) -> dict:
     """The next frame as JSON; `expected` says in words what should have come."""
     try:
         frame = socket.recv(timeout=timeout)
     except TimeoutError:
-        raise AssertionError(f"nothing arrived within {timeout:g} s: expected {expected}") from None
+        raise AssertionError(
+            f"nothing arrived within {timeout:g} s: expected {expected}"
+        ) from None
     except ConnectionClosed as error:
         raise AssertionError(
             f"the socket was closed ({describe_refusal(error)}) while waiting for {expected}"
@@ -80,7 +86,9 @@ def next_reply(socket: ClientConnection, expected: str, timeout: float = REPLY_T
     try:
         reply = json.loads(frame)
     except (TypeError, ValueError):
-        raise AssertionError(f"expected {expected} as JSON, got {frame!r:.80}") from None
+        raise AssertionError(
+            f"expected {expected} as JSON, got {frame!r:.80}"
+        ) from None
     if not isinstance(reply, dict):
         raise AssertionError(f"expected {expected} as a JSON object, got {frame!r:.80}")
     return reply
@@ -89,7 +97,9 @@ def next_reply(socket: ClientConnection, expected: str, timeout: float = REPLY_T
 def expect_message(socket: ClientConnection, text: str, who: str) -> None:
     """Assert the next frame is {"message": text}."""
     reply = next_reply(socket, f'{{"message": {text!r}}} at {who}')
-    assert reply.get("message") == text, f'{who} expected {{"message": {text!r}}}, got {reply}'
+    assert reply.get("message") == text, (
+        f'{who} expected {{"message": {text!r}}}, got {reply}'
+    )
 
 
 def frames_within(socket: ClientConnection, seconds: float = QUIET_WINDOW) -> list[str]:

@@ -8,10 +8,11 @@ import os
 
 import pytest
 
+from shared_tests.browser import NoBrowser, start_browser
 from shared_tests.report import BehaviourReport
 from shared_tests.servers import ServerPool
 from shared_tests.stage_under_test import StageUnderTest
-from tools.course import load_course
+from tools.course import REPO, load_course
 from tools.project import ProjectError, find_project
 from tools.redis_server import PrivateRedis, RedisMissing
 
@@ -22,7 +23,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 def missing_prerequisite(message: str) -> None:
     """A missing Redis or browser: a failure in CI, a skip (never a pass) elsewhere."""
     if IN_CI:
-        pytest.fail(f"{message} (CI=true: missing prerequisites fail the run)", pytrace=False)
+        pytest.fail(
+            f"{message} (CI=true: missing prerequisites fail the run)", pytrace=False
+        )
     pytest.skip(message)
 
 
@@ -42,7 +45,9 @@ def pytest_addoption(parser):
         help="grade this folder (the one holding manage.py) as the single --stage",
     )
     group.addoption(
-        "--strict-score", action="store_true", help="count robustness behaviours in the score"
+        "--strict-score",
+        action="store_true",
+        help="count robustness behaviours in the score",
     )
     group.addoption(
         "--report-dir", default=None, help="write results.json (Gradescope format) here"
@@ -60,12 +65,16 @@ def pytest_configure(config):
     stages = config.getoption("--stage") or known
     for number in stages:
         if number not in known:
-            raise pytest.UsageError(f"There is no stage {number}; the stages are {known}.")
+            raise pytest.UsageError(
+                f"There is no stage {number}; the stages are {known}."
+            )
     project_dir = config.getoption("--project")
     project = None
     if project_dir is not None:
         if len(stages) != 1:
-            raise pytest.UsageError("--project needs exactly one --stage to grade it as.")
+            raise pytest.UsageError(
+                "--project needs exactly one --stage to grade it as."
+            )
         try:
             project = find_project(project_dir)
         except ProjectError as error:
@@ -101,7 +110,9 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        not_applicable = callspec is not None and callspec.params.get("stage", 0) is None
+        not_applicable = (
+            callspec is not None and callspec.params.get("stage", 0) is None
+        )
         repository_only = partial_run and item.get_closest_marker("repository")
         (drop if not_applicable or repository_only else keep).append(item)
     if drop:
@@ -186,3 +197,30 @@ def own_redis():
         missing_prerequisite(str(missing))
     with redis:
         yield redis
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module; tests open the windows they need."""
+    try:
+        driver = start_browser()
+    except NoBrowser as missing:
+        missing_prerequisite(str(missing))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(request, tmp_path_factory):
+    """Where the browser tests save screenshots: the docs' image folder for this repository's
+    stages; the report folder (or a temporary one) when grading a student's project."""
+    if request.config.workshop_project is None:
+        return REPO / "docs" / "images" / "screenshots"
+    report_dir = request.config.getoption("--report-dir")
+    if report_dir:
+        return (
+            REPO / report_dir / "screenshots"
+            if not os.path.isabs(report_dir)
+            else report_dir
+        )
+    return tmp_path_factory.mktemp("screenshots")

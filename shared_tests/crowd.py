@@ -44,7 +44,9 @@ async def receive_messages(socket: ClientConnection, expected: int) -> list[str]
 
 
 async def close_all(sockets: list[ClientConnection]) -> None:
-    await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+    await asyncio.gather(
+        *(socket.close() for socket in sockets), return_exceptions=True
+    )
 
 
 def abnormal_closes(sockets: list[ClientConnection]) -> list[str]:

@@ -52,7 +52,10 @@ class BehaviourReport:
         marker = item.get_closest_marker("behaviour")
         callspec = getattr(item, "callspec", None)
         if marker and callspec and callspec.params.get("stage"):
-            outcome.get_result().workshop_key = (marker.args[0], callspec.params["stage"])
+            outcome.get_result().workshop_key = (
+                marker.args[0],
+                callspec.params["stage"],
+            )
 
     def pytest_runtest_logreport(self, report):
         key = getattr(report, "workshop_key", None)
@@ -78,7 +81,9 @@ class BehaviourReport:
 
     def score(self, stage: int) -> tuple[int, int]:
         counted = [b for b in self.checked(stage) if b.counts(self.strict)]
-        got = sum(b.points for b in counted if self.outcomes[(b.id, stage)].status == PASSED)
+        got = sum(
+            b.points for b in counted if self.outcomes[(b.id, stage)].status == PASSED
+        )
         return got, sum(b.points for b in counted)
 
     def lines(self) -> list[str]:
@@ -104,7 +109,9 @@ class BehaviourReport:
             lines.append("")
         return lines
 
-    def behaviour_lines(self, behaviour: Behaviour, stage: int, counted: bool) -> list[str]:
+    def behaviour_lines(
+        self, behaviour: Behaviour, stage: int, counted: bool
+    ) -> list[str]:
         outcome = self.outcomes[(behaviour.id, stage)]
         mark = {PASSED: "PASS", FAILED: "FAIL", SKIPPED: "SKIP"}[outcome.status]
         points = behaviour.points if outcome.status == PASSED else 0
@@ -146,7 +153,9 @@ class BehaviourReport:
                 points = behaviour.points if counted else 0
                 output = "" if passed else outcome.message
                 if outcome.status == FAILED:
-                    output += f"\nHint: {behaviour.hint}\nRead: {DOCS_ROOT}{behaviour.docs}"
+                    output += (
+                        f"\nHint: {behaviour.hint}\nRead: {DOCS_ROOT}{behaviour.docs}"
+                    )
                 tests.append(
                     {
                         "name": f"[stage {stage}, {behaviour.kind}] {behaviour.title}",

@@ -55,7 +55,9 @@ class StageUnderTest:
     @property
     def uses_redis(self) -> bool:
         layers = self.facts.get("channel_layers", {})
-        return any(str(backend).startswith("channels_redis.") for backend in layers.values())
+        return any(
+            str(backend).startswith("channels_redis.") for backend in layers.values()
+        )
 
     @property
     def asgi_target(self) -> str:

@@ -34,7 +34,9 @@ def assert_error_then_still_usable(server, socket, frame, what):
     )
     send_message(socket, "still here")
     expect_message(socket, "still here", f"the sender after {what}")
-    assert "Traceback" not in server.log_since(mark), f"{what} logged a traceback on the server"
+    assert "Traceback" not in server.log_since(mark), (
+        f"{what} logged a traceback on the server"
+    )
 
 
 @pytest.mark.behaviour("bad_frames")
@@ -42,7 +44,9 @@ def assert_error_then_still_usable(server, socket, frame, what):
 def test_malformed_frame_gets_an_error_and_the_socket_stays_usable(server, frame):
     """The server answers {"error": ...}, logs no traceback, and keeps chatting."""
     with chat_socket(server, room_name()) as socket:
-        assert_error_then_still_usable(server, socket, frame, f"the frame {frame[:20]!r}")
+        assert_error_then_still_usable(
+            server, socket, frame, f"the frame {frame[:20]!r}"
+        )
 
 
 @pytest.mark.behaviour("message_size_limit")
@@ -51,6 +55,10 @@ def test_message_over_the_limit_is_refused(server):
     longest = "字" * MAX_MESSAGE_LENGTH
     with chat_socket(server, room_name()) as socket:
         send_message(socket, longest)
-        expect_message(socket, longest, f"the sender of a {MAX_MESSAGE_LENGTH}-character message")
+        expect_message(
+            socket, longest, f"the sender of a {MAX_MESSAGE_LENGTH}-character message"
+        )
         frame = json.dumps({"message": longest + "!"})
-        assert_error_then_still_usable(server, socket, frame, "a 1001-character message")
+        assert_error_then_still_usable(
+            server, socket, frame, "a 1001-character message"
+        )

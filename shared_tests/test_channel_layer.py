@@ -35,11 +35,19 @@ def test_two_servers_on_one_redis_deliver_to_each_other(stage_project, server):
     try:
         with chat_socket(server, room) as alice, chat_socket(other, room) as bob:
             send_message(alice, "from process one")
-            expect_message(alice, "from process one", "the sender on the first server process")
-            expect_message(bob, "from process one", "a client of the second server process")
+            expect_message(
+                alice, "from process one", "the sender on the first server process"
+            )
+            expect_message(
+                bob, "from process one", "a client of the second server process"
+            )
             send_message(bob, "from process two")
-            expect_message(bob, "from process two", "the sender on the second server process")
-            expect_message(alice, "from process two", "a client of the first server process")
+            expect_message(
+                bob, "from process two", "the sender on the second server process"
+            )
+            expect_message(
+                alice, "from process two", "a client of the first server process"
+            )
     finally:
         stage_project.stop_server(other)
 
@@ -72,7 +80,9 @@ def test_redis_down_closes_with_4503_and_recovers(stage_project, own_redis):
             f"got {code}" + (f" after the frame {frame!r}" if frame else "")
         )
         log = server.log_since(mark)
-        assert "redis-server" in log, "with Redis down the server log does not say to start redis-server"
+        assert "redis-server" in log, (
+            "with Redis down the server log does not say to start redis-server"
+        )
         own_redis.start()
         with chat_socket(server, room_name()) as socket:
             send_message(socket, "redis is back")
@@ -111,7 +121,8 @@ def run_room_load(server, clients: int, messages_each: int) -> None:
         expected = {f"c{c}-m{m}" for c in range(clients) for m in range(messages_each)}
         try:
             receivers = [
-                asyncio.create_task(receive_messages(socket, len(expected))) for socket in sockets
+                asyncio.create_task(receive_messages(socket, len(expected)))
+                for socket in sockets
             ]
 
             async def send_all(index, socket):
@@ -121,9 +132,13 @@ def run_room_load(server, clients: int, messages_each: int) -> None:
             await asyncio.gather(*(send_all(i, s) for i, s in enumerate(sockets)))
             received = await asyncio.gather(*receivers)
             closed = abnormal_closes(sockets)
-            assert not closed, f"{len(closed)} of {clients} clients were disconnected: {closed[0]}"
+            assert not closed, (
+                f"{len(closed)} of {clients} clients were disconnected: {closed[0]}"
+            )
             lost = loss_report(received, expected)
-            assert not lost, f"{len(lost)} of {clients} clients missed messages: {lost[0]}"
+            assert not lost, (
+                f"{len(lost)} of {clients} clients missed messages: {lost[0]}"
+            )
         finally:
             await close_all(sockets)
 

@@ -20,13 +20,17 @@ def test_manage_py_check_reports_no_issues(stage_project):
     )
     complaint = (result.stderr.strip().splitlines() or ["no output"])[-1]
     assert result.returncode == 0, f"`manage.py check` failed: {complaint}"
-    assert "no issues" in result.stdout, f"`manage.py check` reported: {result.stdout.strip()}"
+    assert "no issues" in result.stdout, (
+        f"`manage.py check` reported: {result.stdout.strip()}"
+    )
 
 
 @pytest.mark.behaviour("runserver_daphne")
 def test_runserver_starts_daphne_and_serves_pages(stage_project):
     """`manage.py runserver` announces "Starting ASGI/Daphne" and answers /admin/."""
-    server = stage_project.start_server(stage_project.redis_url, "runserver", runserver=True)
+    server = stage_project.start_server(
+        stage_project.redis_url, "runserver", runserver=True
+    )
     try:
         page = server.get("/admin/")
         log = server.log_since()

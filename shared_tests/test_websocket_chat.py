@@ -32,7 +32,9 @@ def test_sender_gets_its_message_back(server, expect):
     """A {"message": ...} frame comes back to the socket that sent it (refused before stage 3)."""
     room = room_name()
     if expect == "refused":
-        assert_refused(server, chat_path(room), why=", but this stage has no consumer yet")
+        assert_refused(
+            server, chat_path(room), why=", but this stage has no consumer yet"
+        )
         return
     with chat_socket(server, room) as alice:
         send_message(alice, "hello")
@@ -58,13 +60,18 @@ def test_every_socket_in_the_room_receives_the_message_once(server, expect):
         expect_message(bob, "hi from alice", "the second client in the same room")
         expect_message(carol, "hi from alice", "the third client in the same room")
         for who, socket in (("the sender", alice), ("the second client", bob)):
-            assert frames_within(socket) == [], f"{who} received the message more than once"
+            assert frames_within(socket) == [], (
+                f"{who} received the message more than once"
+            )
 
 
 @pytest.mark.behaviour("room_isolation")
 def test_other_rooms_do_not_receive_the_message(server):
     """A message sent in one room never reaches a socket in another room."""
-    with chat_socket(server, room_name("red")) as alice, chat_socket(server, room_name("blue")) as bob:
+    with (
+        chat_socket(server, room_name("red")) as alice,
+        chat_socket(server, room_name("blue")) as bob,
+    ):
         send_message(alice, "only for the red room")
         expect_message(alice, "only for the red room", "the sender")
         assert frames_within(bob) == [], "a client in another room received the message"
@@ -101,7 +108,9 @@ def test_any_room_name_the_page_accepts_works(server, expect, base):
     room, other_room = f"{base}-{room_name('a')}", f"{base}-{room_name('b')}"
     page = server.get(room_page_path(room))
     assert page.status == 200, f"the room page for {room!r} answered HTTP {page.status}"
-    assert json_script(page.text, "room-name") == room, f"the room page lost the name {room!r}"
+    assert json_script(page.text, "room-name") == room, (
+        f"the room page lost the name {room!r}"
+    )
     with (
         chat_socket(server, room) as alice,
         chat_socket(server, room) as bob,

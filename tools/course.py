@@ -81,5 +81,7 @@ def load_course(path: Path = MANIFEST) -> Course:
                 f"{len(behaviour.expect)} expectations for {len(stages)} stages"
             )
         if behaviour.kind not in ("core", "robustness"):
-            raise ValueError(f"{path.name}: {behaviour.id!r} has kind {behaviour.kind!r}")
+            raise ValueError(
+                f"{path.name}: {behaviour.id!r} has kind {behaviour.kind!r}"
+            )
     return Course(stages, behaviours)

@@ -18,13 +18,21 @@ def code_files(folder: Path) -> dict[str, Path]:
     files = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if path.is_file() and not GENERATED & set(relative.parts) and path.suffix != ".pyc":
+        if (
+            path.is_file()
+            and not GENERATED & set(relative.parts)
+            and path.suffix != ".pyc"
+        ):
             files[relative.as_posix()] = path
     return files
 
 
 def read_lines(path: Path | None) -> list[str]:
-    return [] if path is None else path.read_text(encoding="utf-8").splitlines(keepends=True)
+    return (
+        []
+        if path is None
+        else path.read_text(encoding="utf-8").splitlines(keepends=True)
+    )
 
 
 def stage_diff(old_folder: Path, new_folder: Path) -> str:
@@ -49,7 +57,9 @@ def stage_diff(old_folder: Path, new_folder: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("to", type=int, help="the stage whose lesson to show")
-    parser.add_argument("--from", dest="from_", type=int, help="default: the stage before")
+    parser.add_argument(
+        "--from", dest="from_", type=int, help="default: the stage before"
+    )
     args = parser.parse_args(argv)
     course = load_course()
     try:

@@ -99,11 +99,15 @@ def find_project(folder: str | os.PathLike) -> Project:
     """Return the Django project in `folder` (the folder holding manage.py) or raise ProjectError."""
     path = Path(folder).expanduser()
     if not str(folder).strip():
-        raise ProjectError("No folder given: pass DIR=path/to/your/project (the folder with manage.py).")
+        raise ProjectError(
+            "No folder given: pass DIR=path/to/your/project (the folder with manage.py)."
+        )
     if not path.exists():
         raise ProjectError(f"{folder}: no such folder.")
     if not path.is_dir():
-        raise ProjectError(f"{folder} is a file; DIR must be the folder that holds manage.py.")
+        raise ProjectError(
+            f"{folder} is a file; DIR must be the folder that holds manage.py."
+        )
     manage_py = path / "manage.py"
     if not manage_py.is_file():
         nested = sorted(path.glob("*/manage.py"))
@@ -111,7 +115,9 @@ def find_project(folder: str | os.PathLike) -> Project:
         raise ProjectError(
             f"{folder} has no manage.py; DIR must be the folder that holds manage.py.{guess}"
         )
-    match = SETTINGS_IN_MANAGE_PY.search(manage_py.read_text(encoding="utf-8", errors="replace"))
+    match = SETTINGS_IN_MANAGE_PY.search(
+        manage_py.read_text(encoding="utf-8", errors="replace")
+    )
     if not match:
         raise ProjectError(
             f"{manage_py} does not set DJANGO_SETTINGS_MODULE, so it is not a Django "

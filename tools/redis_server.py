@@ -23,7 +23,9 @@ class RedisMissing(RuntimeError):
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:
     """Whether a Redis server answers PING at `url`."""
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -31,7 +31,9 @@ def valid_port(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
 
 
-def start_redis_if_needed(stage: Stage, redis_url: str) -> tuple[str, PrivateRedis | None]:
+def start_redis_if_needed(
+    stage: Stage, redis_url: str
+) -> tuple[str, PrivateRedis | None]:
     """Return the Redis URL to use and the private server we started (None if we used one)."""
     if redis_answers(redis_url):
         print(f"Using the Redis at {redis_url}")
@@ -50,10 +52,20 @@ def serve(stage: Stage, port: int, redis_url: str | None) -> int:
         env["REDIS_URL"] = redis_url
     manage = [sys.executable, "manage.py"]
     # The admin needs its tables; migrate is quick and quiet when there is nothing to do.
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=stage.path, env=env, check=True)
+    subprocess.run(
+        [*manage, "migrate", "--noinput", "-v", "0"],
+        cwd=stage.path,
+        env=env,
+        check=True,
+    )
     print(f"\nStage {stage.number}: {stage.title}")
-    print(f"Open http://{HOST}:{port}{stage.open}  (Ctrl-C stops the server)\n", flush=True)
-    server = subprocess.Popen([*manage, "runserver", f"{HOST}:{port}"], cwd=stage.path, env=env)
+    print(
+        f"Open http://{HOST}:{port}{stage.open}  (Ctrl-C stops the server)\n",
+        flush=True,
+    )
+    server = subprocess.Popen(
+        [*manage, "runserver", f"{HOST}:{port}"], cwd=stage.path, env=env
+    )
     try:
         return server.wait()
     except KeyboardInterrupt:
@@ -71,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     port = valid_port(args.port)
     if port is None:
-        print(f"PORT={args.port} is not a port number: use one from 1 to 65535.", file=sys.stderr)
+        print(
+            f"PORT={args.port} is not a port number: use one from 1 to 65535.",
+            file=sys.stderr,
+        )
         return 2
     if port_in_use(port):
         print(

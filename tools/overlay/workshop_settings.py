@@ -29,5 +29,7 @@ def _point_redis_layers_at(url, layers):
     return layers
 
 
-if os.environ.get("REDIS_URL") and "CHANNEL_LAYERS" in globals():
-    CHANNEL_LAYERS = _point_redis_layers_at(os.environ["REDIS_URL"], CHANNEL_LAYERS)
+if os.environ.get("REDIS_URL") and hasattr(_project_settings, "CHANNEL_LAYERS"):
+    CHANNEL_LAYERS = _point_redis_layers_at(
+        os.environ["REDIS_URL"], _project_settings.CHANNEL_LAYERS
+    )

@@ -1,0 +1,146 @@
+"""Real headless Chromium through Selenium, and the waits the browser tests use.
+
+Which browser: CHROME_BIN and CHROMEDRIVER when set, else Debian's chromium and chromedriver on
+the PATH, else whatever Chrome Selenium Manager finds on a laptop. Every page gets a small script
+(before its own) that keeps a list of its WebSockets, so a test can wait until the page's socket
+is open, whatever the page calls it, instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+WAIT = 15  # seconds for anything a page should do
+WINDOW_SIZE = (640, 480)
+
+TRACK_SOCKETS = """
+(() => {
+  const NativeWebSocket = window.WebSocket;
+  const refuse = %s;
+  window.__sockets = [];
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(url, ...rest) {
+      // To test a refused socket: aim it at a port where nothing listens.
+      super(refuse ? 'ws://127.0.0.1:9/refused/' : url, ...rest);
+      window.__sockets.push(this);
+    }
+  };
+})();
+"""
+# Chromium, quiet: no sandbox (root in CI), and no calls home that a closed network refuses.
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    f"--window-size={WINDOW_SIZE[0]},{WINDOW_SIZE[1]}",
+)
+
+
+class NoBrowser(RuntimeError):
+    """No Chromium/Chrome (or its driver) could be started; the message says what to install."""
+
+
+def start_browser() -> WebDriver:
+    options = webdriver.ChromeOptions()
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    binary = (
+        os.environ.get("CHROME_BIN")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
+    if binary:
+        options.binary_location = binary
+    driver_path = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    service = Service(executable_path=driver_path) if driver_path else Service()
+    try:
+        return webdriver.Chrome(options=options, service=service)
+    except WebDriverException as error:
+        first_line = (error.msg or str(error)).strip().splitlines()[0]
+        raise NoBrowser(
+            "Could not start Chromium for the browser tests "
+            f"({first_line}): install chromium and chromium-driver "
+            "(sudo apt-get install chromium chromium-driver) or Google Chrome, "
+            "or point CHROME_BIN and CHROMEDRIVER at them."
+        ) from None
+
+
+def new_window(driver: WebDriver, refuse_sockets: bool = False) -> str:
+    """Open a fresh window that tracks its pages' sockets (or makes every socket fail to
+    connect, with `refuse_sockets`); return its handle."""
+    driver.switch_to.new_window("window")
+    script = TRACK_SOCKETS % ("true" if refuse_sockets else "false")
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
+    return driver.current_window_handle
+
+
+def wait_until(driver: WebDriver, condition, failure: str, timeout: float = WAIT):
+    """Wait for `condition(driver)` to be truthy; otherwise fail with `failure`."""
+    try:
+        return WebDriverWait(driver, timeout).until(condition)
+    except TimeoutException:
+        raise AssertionError(f"{failure} (waited {timeout:g} s)") from None
+
+
+def wait_for_open_socket(driver: WebDriver) -> None:
+    wait_until(
+        driver,
+        lambda d: d.execute_script(
+            "return (window.__sockets || []).some(s => s.readyState === 1)"
+        ),
+        "the room page did not open its WebSocket",
+    )
+
+
+def chat_log_text(driver: WebDriver) -> str:
+    """The text of #chat-log, whether it is a <textarea> (the tutorial's) or another element."""
+    return driver.execute_script(
+        "const log = document.querySelector('#chat-log');"
+        "if (!log) return null;"
+        "return log.value !== undefined ? log.value : log.innerText;"
+    )
+
+
+def page_text(driver: WebDriver) -> str:
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def save_side_by_side(
+    driver: WebDriver, handles: list[str], captions: list[str], path: Path
+) -> None:
+    """Screenshot each window and save them next to each other as one PNG (for the docs)."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    shots = []
+    for handle in handles:
+        driver.switch_to.window(handle)
+        shots.append(Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB"))
+    caption_height, gap = 28, 12
+    width = sum(shot.width for shot in shots) + gap * (len(shots) - 1)
+    height = max(shot.height for shot in shots) + caption_height
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = 0
+    for shot, caption in zip(shots, captions, strict=True):
+        draw.text((x + 8, 8), caption, fill="black")
+        sheet.paste(shot, (x, caption_height))
+        x += shot.width + gap
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, optimize=True)
