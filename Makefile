@@ -49,18 +49,24 @@ $(INSTALLED): pyproject.toml tools/pins.py
 step1 step2 step3 step4 step5: setup
 	@$(PY) -m tools.serve $(@:step%=%) --port "$(PORT)" --redis-url "$(REDIS_URL)"
 
-diff: setup
+# Checked before `setup`, so a typo costs no install.
+.PHONY: diff-args test-args grade-args
+diff-args:
 	$(call stage_ok,$(TO),TO)
 	$(if $(FROM),$(call stage_ok,$(FROM),FROM))
+test-args:
+	$(if $(STEP),$(call stage_ok,$(STEP),STEP))
+grade-args:
+	$(call stage_ok,$(STEP),STEP)
+
+diff: diff-args setup
 	@$(PY) -m tools.diff $(TO) $(if $(FROM),--from $(FROM))
 
-test: setup
-	$(if $(STEP),$(call stage_ok,$(STEP),STEP))
+test: test-args setup
 	@tools/require.sh redis browser
 	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP))
 
-grade: setup
-	$(call stage_ok,$(STEP),STEP)
+grade: grade-args setup
 	@tools/require.sh redis browser
 	@$(PY) -m tools.grade --stage "$(STEP)" --project "$(DIR)" $(if $(STRICT),--strict)
 

@@ -20,6 +20,7 @@ class Stage:
     docs: str
     open: str  # the page `make stepN` suggests opening
     redis: bool  # whether the stage needs a Redis server
+    changes: tuple[str, ...]  # the files this stage's lesson adds or edits
 
     @property
     def path(self) -> Path:
@@ -69,7 +70,10 @@ class Course:
 @cache
 def load_course(path: Path = MANIFEST) -> Course:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    stages = tuple(Stage(**stage) for stage in data["stages"])
+    stages = tuple(
+        Stage(**{**stage, "changes": tuple(stage["changes"])})
+        for stage in data["stages"]
+    )
     behaviours = tuple(
         Behaviour(**{**entry, "expect": tuple(entry["expect"])})
         for entry in data["behaviours"]

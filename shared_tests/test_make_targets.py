@@ -1,0 +1,197 @@
+"""The Makefile and its tools as a student or instructor meets them: `make stepN` serves and
+stops cleanly, `make diff` shows a lesson, and every mistake gets one readable line."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shared_tests.chat_client import (
+    chat_socket,
+    expect_message,
+    room_name,
+    send_message,
+)
+from shared_tests.servers import Server
+from tools.course import REPO
+from tools.net import free_port, port_in_use
+
+pytestmark = pytest.mark.repository
+QUIET_ENV = {"MAKEFLAGS": "", "MAKELEVEL": ""}
+# make's own trailer after any failing recipe ("make: *** [Makefile:50: step1] Error 1").
+MAKE_TRAILER = re.compile(r"^make: \*\*\* \[.*\] Error \d+$")
+
+
+def make(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", "--no-print-directory", *args],
+        cwd=REPO,
+        env={**os.environ, **QUIET_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    """The single line a failed command printed (asserting there is exactly one), besides
+    make's own "Error 1" trailer."""
+    lines = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and not MAKE_TRAILER.match(line)
+    ]
+    assert len(lines) == 1, (
+        f"expected one readable line, got {len(lines)}:\n" + "\n".join(lines)
+    )
+    return lines[0]
+
+
+def test_wrong_step_is_one_readable_line():
+    """`make test STEP=9` says which stages exist."""
+    result = make("test", "STEP=9")
+    assert result.returncode != 0
+    assert "STEP=9 is not a stage: use one of 1 2 3 4 5" in one_line(result)
+
+
+def test_port_in_use_is_one_readable_line():
+    """`make step1` on a taken port says so and suggests another."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = make("step1", f"PORT={port}")
+    assert result.returncode != 0
+    assert f"Port {port} is already in use" in one_line(result)
+
+
+def test_bad_port_is_one_readable_line():
+    result = make("step2", "PORT=eighty")
+    assert result.returncode != 0
+    assert "PORT=eighty is not a port number" in one_line(result)
+
+
+def test_diff_shows_the_lesson_and_no_generated_files():
+    """`make diff FROM=3 TO=4` is the stage-4 lesson: groups through the channel layer."""
+    result = make("diff", "FROM=3", "TO=4")
+    assert result.returncode == 0, result.stderr
+    assert "+++ step4_channel_layer_groups/chat/consumers.py" in result.stdout
+    assert "async_to_sync(self.channel_layer.group_send)" in result.stdout
+    assert "__pycache__" not in result.stdout and "sqlite3" not in result.stdout.lower()
+
+
+def restricted_path(tmp_path, keep=("id", "cut", "bash", "python3")) -> str:
+    """A PATH that has a few basic programs but no redis-server, chromium or apt-get."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in keep:
+        found = shutil.which(program)
+        if found:
+            (bin_dir / program).symlink_to(found)
+    return str(bin_dir)
+
+
+def test_missing_redis_is_one_line_saying_what_to_install(tmp_path):
+    result = subprocess.run(
+        ["bash", "tools/require.sh", "redis"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PATH": restricted_path(tmp_path),
+            "WORKSHOP_NO_INSTALL": "1",
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    line = one_line(result)
+    assert "apt-get install redis-server" in line and "brew install redis" in line
+
+
+@pytest.mark.parametrize("ci", ["true", ""], ids=["in-ci", "on-a-laptop"])
+def test_missing_browser_fails_in_ci_and_warns_elsewhere(tmp_path, ci):
+    result = subprocess.run(
+        ["bash", "tools/require.sh", "browser"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PATH": restricted_path(tmp_path),
+            "WORKSHOP_NO_INSTALL": "1",
+            "CI": ci,
+            "CHROME_BIN": "",
+        },
+        capture_output=True,
+        text=True,
+    )
+    line = one_line(result)
+    assert "chromium" in line
+    assert (result.returncode != 0) == bool(ci), line
+
+
+def test_stage_needing_redis_without_any_says_what_to_install(tmp_path):
+    """With no Redis answering and no redis-server to start, `make step4` stops with one line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.serve", "4", "--port", str(free_port())],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PATH": restricted_path(tmp_path),
+            "WORKSHOP_NO_INSTALL": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "redis-server is not installed" in one_line(result)
+
+
+def test_make_step5_serves_the_chat_and_ctrl_c_stops_everything():
+    """`make step5` with no Redis at REDIS_URL starts a private one, serves a chat where two
+    clients talk, and Ctrl-C stops the server and that Redis."""
+    port, dead_redis_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            "make",
+            "-s",
+            "step5",
+            f"PORT={port}",
+            f"REDIS_URL=redis://127.0.0.1:{dead_redis_port}/0",
+        ],
+        cwd=REPO,
+        env={**os.environ, **QUIET_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_in_use(port):
+            assert process.poll() is None, f"make step5 exited: {process.stdout.read()}"
+            assert time.monotonic() < deadline, (
+                "make step5 did not start serving in 60 s"
+            )
+            time.sleep(0.2)
+        server = Server.__new__(
+            Server
+        )  # only its addresses are used: the process is make's
+        server.port = port
+        room = room_name()
+        with chat_socket(server, room) as alice, chat_socket(server, room) as bob:
+            send_message(alice, "hello from the finished chat")
+            expect_message(
+                bob, "hello from the finished chat", "a second tab in the same room"
+            )
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        output, _ = process.communicate(timeout=30)
+    assert f"Open http://127.0.0.1:{port}/chat/lobby/" in output
+    assert "started a private one" in output and "Stopped the private Redis." in output
+    assert not port_in_use(port), "the server still listens after Ctrl-C"
