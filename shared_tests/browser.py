@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-WAIT = 15  # seconds for anything a page should do
+WAIT = 10  # seconds for anything a page should do (it takes milliseconds)
 WINDOW_SIZE = (640, 480)
 
 TRACK_SOCKETS = """

@@ -5,10 +5,14 @@ course.toml checks it at, against that stage's folder, or against a student's pr
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
 from shared_tests.browser import NoBrowser, start_browser
+from shared_tests.chat_client import room_name
+from shared_tests.crowd import BackgroundLoop, close_all, open_crowd
 from shared_tests.report import BehaviourReport
 from shared_tests.servers import ServerPool
 from shared_tests.stage_under_test import StageUnderTest
@@ -50,7 +54,21 @@ def pytest_addoption(parser):
         help="count robustness behaviours in the score",
     )
     group.addoption(
-        "--report-dir", default=None, help="write results.json (Gradescope format) here"
+        "--report-dir",
+        default=None,
+        help="write results.json (Gradescope format) and report.txt here",
+    )
+    group.addoption(
+        "--behaviour",
+        action="append",
+        default=[],
+        help="check only this course.toml behaviour (repeat for several)",
+    )
+    group.addoption(
+        "--kind",
+        choices=("core", "robustness"),
+        default=None,
+        help="check only core (tutorial) or only robustness behaviours",
     )
 
 
@@ -79,6 +97,11 @@ def pytest_configure(config):
             project = find_project(project_dir)
         except ProjectError as error:
             raise pytest.UsageError(str(error)) from None
+    for behaviour_id in config.getoption("--behaviour"):
+        try:
+            COURSE.behaviour(behaviour_id)
+        except KeyError as error:
+            raise pytest.UsageError(error.args[0]) from None
     config.workshop_stages = sorted(set(stages))
     config.workshop_project = project
     config.pluginmanager.register(
@@ -105,18 +128,32 @@ def pytest_generate_tests(metafunc):
     )
 
 
-def pytest_collection_modifyitems(config, items):
-    partial_run = config.workshop_project is not None or config.getoption("--stage")
-    keep, drop = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        not_applicable = (
-            callspec is not None and callspec.params.get("stage", 0) is None
+def wanted(config, item) -> bool:
+    """Whether an item survives --stage/--project (no repository checks), --behaviour, --kind."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("stage", 0) is None:
+        return False  # its behaviour is not checked at any selected stage
+    marker = item.get_closest_marker("behaviour")
+    if marker is None:  # a repository check: only in a full run of this repository
+        return not (
+            config.workshop_project is not None
+            or config.getoption("--stage")
+            or config.getoption("--behaviour")
+            or config.getoption("--kind")
         )
-        repository_only = partial_run and item.get_closest_marker("repository")
-        (drop if not_applicable or repository_only else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
+    behaviour = COURSE.behaviour(marker.args[0])
+    only, kind = config.getoption("--behaviour"), config.getoption("--kind")
+    return (not only or behaviour.id in only) and (
+        kind is None or behaviour.kind == kind
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    keep = [item for item in items if wanted(config, item)]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(
+            items=[item for item in items if item not in keep]
+        )
         items[:] = keep
 
 
@@ -211,16 +248,37 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir(request, tmp_path_factory):
+def screenshot_dir(request, tmp_path_factory) -> Path:
     """Where the browser tests save screenshots: the docs' image folder for this repository's
     stages; the report folder (or a temporary one) when grading a student's project."""
     if request.config.workshop_project is None:
         return REPO / "docs" / "images" / "screenshots"
     report_dir = request.config.getoption("--report-dir")
     if report_dir:
-        return (
-            REPO / report_dir / "screenshots"
-            if not os.path.isabs(report_dir)
-            else report_dir
-        )
+        return Path(report_dir).resolve() / "screenshots"
     return tmp_path_factory.mktemp("screenshots")
+
+
+IDLE_CLIENTS = 10
+
+
+@pytest.fixture(scope="session")
+def idle_crowds(request, stages_under_test):
+    """Ten clients in a room of every stage the idle test checks, all opened at its first run,
+    so that the stages' idle half-minutes overlap instead of adding up.
+    Yields (loop, {stage: (sockets, opened_at)}); a stage whose server fails is left out."""
+    behaviour = COURSE.behaviour("idle_sockets")
+    loop, crowds = BackgroundLoop(), {}
+    for number in request.config.workshop_stages:
+        if not behaviour.checked_at(number):
+            continue
+        try:
+            server = stages_under_test(number).server
+        except AssertionError:
+            continue  # that stage's own test reports why
+        sockets = loop.run(open_crowd(server, room_name("idle"), IDLE_CLIENTS))
+        crowds[number] = (sockets, time.monotonic())
+    yield loop, crowds
+    for sockets, _ in crowds.values():
+        loop.run(close_all(sockets))
+    loop.stop()

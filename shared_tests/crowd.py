@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -11,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from shared_tests.chat_client import chat_path
 from shared_tests.servers import Server
 
-PROGRESS_TIMEOUT = 20  # seconds without any new message before a receiver gives up
+PROGRESS_TIMEOUT = 10  # seconds without any new message before a receiver gives up
 
 
 async def open_crowd(server: Server, room: str, count: int) -> list[ClientConnection]:
@@ -69,3 +70,21 @@ def loss_report(received: list[list[str]], expected: set[str]) -> list[str]:
                 f"{len(expected)} messages ({len(missing)} lost)"
             )
     return lines
+
+
+class BackgroundLoop:
+    """An asyncio event loop in its own thread: sockets opened on it stay open (and keep
+    reading) while the tests do other things."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine, timeout: float = 120):
+        """Run a coroutine on the loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)

@@ -14,6 +14,7 @@ from tools.course import Behaviour, Course
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 DOCS_ROOT = "docs/en/"
+LONGEST_REASON = 240  # characters of a failure's reason worth showing in a report
 
 
 @dataclass
@@ -33,6 +34,8 @@ def first_line(report) -> str:
     line = (text.strip().splitlines() or [""])[0]
     for prefix in ("AssertionError: ", "Failed: ", "Skipped: "):
         line = line.removeprefix(prefix)
+    if len(line) > LONGEST_REASON:
+        line = line[: LONGEST_REASON - 1] + "…"
     return line
 
 
@@ -138,6 +141,9 @@ class BehaviourReport:
         if self.report_dir is None:
             return
         self.report_dir.mkdir(parents=True, exist_ok=True)
+        (self.report_dir / "report.txt").write_text(
+            "\n".join(self.lines()), encoding="utf-8"
+        )
         results = self.gradescope_results()
         (self.report_dir / "results.json").write_text(
             json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -2,6 +2,7 @@
 sockets, 200 clients, and bursts that must not lose a message."""
 
 import asyncio
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -92,24 +93,21 @@ def test_redis_down_closes_with_4503_and_recovers(stage_project, own_redis):
 
 
 @pytest.mark.behaviour("idle_sockets")
-def test_idle_sockets_stay_open_and_receive(server):
+def test_idle_sockets_stay_open_and_receive(server, stage, idle_crowds):
     """Ten clients idle for 30 s are all still open and all receive the next message."""
+    loop, crowds = idle_crowds
+    sockets, opened_at = crowds[stage]
+    time.sleep(max(0.0, opened_at + IDLE_SECONDS - time.monotonic()))
 
-    async def scenario():
-        room = room_name()
-        sockets = await open_crowd(server, room, 10)
-        try:
-            await asyncio.sleep(IDLE_SECONDS)
-            closed = abnormal_closes(sockets)
-            assert not closed, f"after {IDLE_SECONDS} s idle: " + "; ".join(closed)
-            await sockets[0].send('{"message": "wake up"}')
-            received = await asyncio.gather(*(receive_messages(s, 1) for s in sockets))
-            lost = loss_report(received, {"wake up"})
-            assert not lost, f"after {IDLE_SECONDS} s idle: " + "; ".join(lost)
-        finally:
-            await close_all(sockets)
+    async def wake_up_and_listen():
+        closed = abnormal_closes(sockets)
+        assert not closed, f"after {IDLE_SECONDS} s idle: " + "; ".join(closed)
+        await sockets[0].send('{"message": "wake up"}')
+        received = await asyncio.gather(*(receive_messages(s, 1) for s in sockets))
+        lost = loss_report(received, {"wake up"})
+        assert not lost, f"after {IDLE_SECONDS} s idle: " + "; ".join(lost)
 
-    asyncio.run(scenario())
+    loop.run(wake_up_and_listen())
 
 
 def run_room_load(server, clients: int, messages_each: int) -> None:

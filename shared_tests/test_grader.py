@@ -1,0 +1,380 @@
+"""The grader (`make grade`, `make check`) on real projects: pristine stages, a project written
+like the official tutorial, planted student mistakes, and folders that are not projects."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tools.course import REPO, load_course
+
+pytestmark = pytest.mark.repository
+COURSE = load_course()
+TUTORIAL_PROJECT = REPO / "shared_tests" / "fixtures" / "tutorial_chat"
+
+
+@dataclass
+class Grading:
+    returncode: int
+    output: str
+    results: dict
+
+    def outcome(self, behaviour_id: str) -> dict:
+        for test in self.results["tests"]:
+            if test["behaviour"] == behaviour_id:
+                return test
+        raise AssertionError(f"{behaviour_id} was not graded: {self.output[-2000:]}")
+
+
+def grade(project: Path, stage: int, tmp_path: Path, *options: str) -> Grading:
+    report_dir = tmp_path / "report"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.grade",
+            "--project",
+            str(project),
+            "--stage",
+            str(stage),
+        ]
+        + ["--report-dir", str(report_dir), *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    results_file = report_dir / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    return Grading(result.returncode, result.stdout + result.stderr, results)
+
+
+def copy_stage(number: int, tmp_path: Path, name: str = "student") -> Path:
+    destination = tmp_path / name
+    shutil.copytree(
+        COURSE.stage(number).path,
+        destination,
+        ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"),
+    )
+    return destination
+
+
+def edit(project: Path, relative: str, old: str, new: str) -> None:
+    """Plant a mistake: replace text that must be there (so the mistake stays real)."""
+    path = project / relative
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{relative} no longer contains {old!r}: update this mistake"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def take_file(project: Path, relative: str, from_stage: int) -> None:
+    shutil.copy(COURSE.stage(from_stage).path / relative, project / relative)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+    }
+
+
+# ---------------------------------------------------------------------------- real projects
+def test_pristine_stage_gets_full_marks_through_make_and_is_left_untouched(tmp_path):
+    """`make grade STEP=3 DIR="<path with spaces>"` gives full marks (core and robustness),
+    writes junit.xml and results.json, and writes nothing into the graded folder."""
+    project = copy_stage(3, tmp_path, "my project")
+    before = snapshot(project)
+    report_dir = tmp_path / "report"
+    result = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "grade",
+            "STEP=3",
+            f"DIR={project}",
+            "STRICT=1",
+        ],
+        cwd=REPO,
+        env={**os.environ, "MAKEFLAGS": "", "MAKELEVEL": ""},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    results = json.loads((REPO / "grade-report" / "results.json").read_text())
+    assert results["score"] == results["max_score"] > 0
+    assert (REPO / "grade-report" / "junit.xml").is_file()
+    assert "score: " in result.stdout and "FAIL" not in result.stdout
+    assert snapshot(project) == before, "grading wrote into the student's folder"
+    assert not report_dir.exists()
+
+
+def test_tutorial_project_gets_full_core_marks(tmp_path):
+    """A project that follows the official tutorial to the letter (package `chatsite`, Redis
+    hard-coded at 127.0.0.1:6379) gets every core point at stage 4."""
+    graded = grade(TUTORIAL_PROJECT, 4, tmp_path, "--kind", "core")
+    core_points = sum(
+        b.points for b in COURSE.behaviours if b.kind == "core" and b.checked_at(4)
+    )
+    assert graded.returncode == 0, graded.output[-3000:]
+    assert graded.results["score"] == graded.results["max_score"] == core_points
+
+
+def test_tutorial_project_fails_robustness_when_strict(tmp_path):
+    """With STRICT=1 the same project fails the beyond-the-tutorial behaviours, named."""
+    graded = grade(
+        TUTORIAL_PROJECT,
+        4,
+        tmp_path,
+        "--strict",
+        "--behaviour",
+        "bad_frames",
+        "--behaviour",
+        "unicode_room_names",
+    )
+    assert graded.returncode == 1
+    assert graded.outcome("bad_frames")["status"] == "failed"
+    assert graded.outcome("unicode_room_names")["status"] == "failed"
+    assert "Hint:" in graded.outcome("bad_frames")["output"]
+
+
+def test_requirements_txt_is_ignored_and_the_report_says_so(tmp_path):
+    project = copy_stage(1, tmp_path)
+    (project / "requirements.txt").write_text("Django==3.1\nchannels==3.0.0\n")
+    graded = grade(project, 1, tmp_path, "--behaviour", "manage_check")
+    assert graded.returncode == 0, graded.output[-2000:]
+    assert "requirements.txt is ignored" in graded.output
+
+
+@pytest.mark.parametrize(
+    "stage", [1, 2, 3, 4], ids=lambda n: f"stage{n}-as-stage{n + 1}"
+)
+def test_a_stage_does_not_pass_the_next_stage(tmp_path, stage):
+    """Each stage folder, graded as the next stage on that lesson's core behaviours, fails.
+    (Its browser behaviour is left out for speed: the WebSocket tests cover the same lesson.)"""
+    lesson = [
+        b.id
+        for b in COURSE.behaviours
+        if b.kind == "core"
+        and b.id != "browser_chat"
+        and b.checked_at(stage + 1)
+        and b.expected_at(stage) != b.expected_at(stage + 1)
+    ]
+    options = [option for behaviour in lesson for option in ("--behaviour", behaviour)]
+    graded = grade(COURSE.stage(stage).path, stage + 1, tmp_path, *options)
+    assert graded.returncode == 1, (
+        f"stage {stage} passed stage {stage + 1}'s lesson {lesson}"
+    )
+    assert graded.results["score"] < graded.results["max_score"]
+
+
+# ---------------------------------------------------------------------------- planted mistakes
+@dataclass
+class Mistake:
+    stage: int
+    fails: str  # the behaviour the grader must name
+    plant: object  # function(project) -> None
+    strict: bool = False
+
+
+MISTAKES = {
+    "stage4-consumer-only-echoes": Mistake(
+        4, "room_broadcast", lambda p: take_file(p, "chat/consumers.py", from_stage=3)
+    ),
+    "stage4-in-memory-layer": Mistake(
+        4,
+        "cross_process",
+        lambda p: edit(
+            p,
+            "mysite/settings.py",
+            '"channels_redis.core.RedisChannelLayer"',
+            '"channels.layers.InMemoryChannelLayer"',
+        ),
+    ),
+    "stage5-consumer-still-sync": Mistake(
+        5, "consumer_style", lambda p: take_file(p, "chat/consumers.py", from_stage=4)
+    ),
+    "one-group-for-all-rooms": Mistake(
+        4,
+        "room_isolation",
+        lambda p: edit(
+            p, "chat/consumers.py", 'f"chat_{room_hash}"', '"chat_all_rooms"'
+        ),
+    ),
+    "origin-validator-removed": Mistake(
+        3,
+        "origin_check",
+        lambda p: edit(
+            p,
+            "mysite/asgi.py",
+            "AllowedHostsOriginValidator(\n            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))\n        )",
+            "AuthMiddlewareStack(URLRouter(websocket_urlpatterns))",
+        ),
+    ),
+    "index-without-submit-button": Mistake(
+        2,
+        "index_page",
+        lambda p: edit(
+            p,
+            "chat/templates/chat/index.html",
+            '<input id="room-name-submit" type="button" value="Enter">',
+            "",
+        ),
+    ),
+    "daphne-not-installed-app": Mistake(
+        1,
+        "runserver_daphne",
+        lambda p: edit(p, "mysite/settings.py", '    "daphne",\n', ""),
+    ),
+    "room-name-not-in-json-script": Mistake(
+        3,
+        "room_page",
+        lambda p: edit(
+            p,
+            "chat/templates/chat/room.html",
+            '{{ room_name|json_script:"room-name" }}',
+            "<script>const roomNameHere = '{{ room_name }}';</script>",
+        ),
+    ),
+    "enter-key-not-wired": Mistake(
+        3,
+        "browser_chat",
+        lambda p: edit(
+            p,
+            "chat/templates/chat/room.html",
+            "if (e.key === 'Enter') {",
+            "if (false) {",
+        ),
+    ),
+    "tutorial-receive-without-error-handling": Mistake(
+        3,
+        "bad_frames",
+        lambda p: (
+            take_file(p, "chat/consumers.py", from_stage=3)
+            or (p / "chat" / "consumers.py").write_text(
+                (TUTORIAL_PROJECT / "chat" / "consumers.py").read_text()
+            )
+        ),
+        strict=True,
+    ),
+    "default-capacity-drops-messages": Mistake(
+        4,
+        "burst_no_loss",
+        lambda p: edit(p, "mysite/settings.py", '"capacity": 5000,', ""),
+        strict=True,
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES.values(), ids=MISTAKES.keys())
+def test_grading_names_a_planted_mistake(tmp_path, mistake):
+    """A stage with one typical student mistake fails grading, naming the right behaviour
+    with a one-line reason and a hint into the docs."""
+    project = copy_stage(mistake.stage, tmp_path)
+    mistake.plant(project)
+    options = ["--behaviour", mistake.fails] + (["--strict"] if mistake.strict else [])
+    graded = grade(project, mistake.stage, tmp_path, *options)
+    assert graded.returncode == 1, (
+        f"grading passed despite the mistake:\n{graded.output[-3000:]}"
+    )
+    outcome = graded.outcome(mistake.fails)
+    assert outcome["status"] == "failed", outcome
+    assert "Hint: " in outcome["output"] and "Read: docs/en/" in outcome["output"]
+    assert "FAIL" in graded.output and "hint:" in graded.output
+
+
+# ---------------------------------------------------------------------------- unusable folders
+def settings_crash(project: Path) -> None:
+    with open(project / "mysite" / "settings.py", "a") as settings:
+        settings.write('\nraise RuntimeError("settings exploded")\n')
+
+
+def import_error(project: Path) -> None:
+    edit(
+        project,
+        "chat/consumers.py",
+        "import json\n",
+        "import json\nimport no_such_module\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "make_folder, expected",
+    [
+        (lambda tmp: tmp / "nowhere", "no such folder"),
+        (
+            lambda tmp: (tmp / "a-file.txt").write_text("hi") and tmp / "a-file.txt",
+            "is a file",
+        ),
+        (
+            lambda tmp: copy_stage(1, tmp / "outer") and tmp / "outer",
+            "Did you mean DIR=",
+        ),
+        (
+            lambda tmp: (
+                (tmp / "fake").mkdir()
+                or (tmp / "fake" / "manage.py").write_text("print('hello')\n")
+                and tmp / "fake"
+            ),
+            "does not set DJANGO_SETTINGS_MODULE",
+        ),
+        (
+            lambda tmp: settings_crash(copy_stage(3, tmp)) or tmp / "student",
+            "its settings raised RuntimeError: settings exploded (mysite/settings.py:",
+        ),
+        (
+            lambda tmp: import_error(copy_stage(3, tmp)) or tmp / "student",
+            "No module named 'no_such_module' (chat/consumers.py:3)",
+        ),
+    ],
+    ids=[
+        "missing",
+        "a-file",
+        "no-manage-py",
+        "not-django",
+        "settings-crash",
+        "import-error",
+    ],
+)
+def test_unusable_folder_gets_a_clear_report(tmp_path, make_folder, expected):
+    """A wrong DIR gives one line that names the problem (no traceback), exit code 2, and a
+    results.json scoring 0 with that line."""
+    folder = make_folder(tmp_path)
+    graded = grade(folder, 3, tmp_path)
+    assert graded.returncode == 2, graded.output
+    assert expected in graded.output
+    assert "Traceback" not in graded.output
+    assert graded.results["score"] == 0 and expected in graded.results["output"]
+
+
+def test_make_check_says_how_far_the_tutorial_project_gets(tmp_path):
+    """`make check` runs the stages in order: the tutorial's stage-4 project passes 1-4 and
+    stops at stage 5 (its consumer is still sync)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.grade",
+            "--check",
+            "--project",
+            str(TUTORIAL_PROJECT),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 1, result.stdout
+    for number in (1, 2, 3, 4):
+        assert f"stage {number}  passed" in result.stdout, result.stdout
+    assert "stage 5  FAILED" in result.stdout
+    assert "AsyncWebsocketConsumer" in result.stdout  # the hint
+    assert "You are at stage 4" in result.stdout
