@@ -36,6 +36,7 @@ class Behaviour:
     expect: tuple[str, ...]  # one word per stage, stage 1 first
     hint: str
     docs: str
+    title_zh: str = ""  # the title in the Chinese docs' tables
 
     def expected_at(self, stage: int) -> str:
         return self.expect[stage - 1]

@@ -35,11 +35,14 @@ def read_lines(path: Path | None) -> list[str]:
     )
 
 
-def stage_diff(old_folder: Path, new_folder: Path) -> str:
-    """A unified diff from one folder to the other, file by file in path order."""
+def stage_diff(old_folder: Path, new_folder: Path, only: str | None = None) -> str:
+    """A unified diff from one folder to the other, file by file in path order
+    (just the file `only`, when given)."""
     old, new = code_files(old_folder), code_files(new_folder)
     chunks = []
     for name in sorted(old.keys() | new.keys()):
+        if only is not None and name != only:
+            continue
         before, after = read_lines(old.get(name)), read_lines(new.get(name))
         if before == after:
             continue

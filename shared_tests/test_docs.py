@@ -1,0 +1,216 @@
+"""The docs cannot drift: generated blocks match their sources, the Chinese and English trees
+have the same pages and structure, links and images resolve, and every message the tools print
+is explained in the troubleshooting pages."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.course import REPO, load_course
+from tools.docs import BLOCK, DOCS
+
+pytestmark = pytest.mark.repository
+COURSE = load_course()
+LANGUAGES = ("en", "zh")
+REQUIRED_PAGES = {
+    "index.md",
+    *(stage.docs for stage in COURSE.stages),
+    "beyond-the-tutorial.md",
+    "testing-and-grading.md",
+    "for-instructors.md",
+    "troubleshooting.md",
+    "why-async.md",
+}
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
+HEADING = re.compile(r"^(#{1,6}) ", re.MULTILINE)
+ANCHOR = re.compile(r'<a id="([^"]+)"></a>')
+FENCE = re.compile(r"^(`{3,})(\w*)\n.*?^\1\n", re.MULTILINE | re.DOTALL)
+# A phrase of every message the Makefile, tools and chat print for a person to act on.
+MESSAGES = [
+    "Python 3.11 or newer is needed",
+    "cannot create virtual environments",
+    "redis-server is not installed",
+    "No Chromium/Chrome for the browser tests",
+    "no Chromium/Chrome found, so the browser tests will be skipped",
+    "is not a stage: use one of 1 2 3 4 5",
+    "is already in use: stop what runs there",
+    "is not a port number",
+    "No Redis answered at",
+    "Cannot reach Redis",
+    "Closing the socket with code 4503",
+    "Disconnected from the chat (code",
+    "Binary frames are not supported",
+    "The frame is not valid JSON",
+    'The frame needs a "message" holding a string',
+    "the limit is 1000",
+    "Please type a room name",
+    "A room name can have at most 100 characters",
+    'A room name cannot contain "/"',
+    "No folder given",
+    "no such folder",
+    "is a file; DIR must be the folder that holds manage.py",
+    "has no manage.py",
+    "does not set DJANGO_SETTINGS_MODULE",
+    "the project does not load: its settings raised",
+    "the project does not load: its ASGI application raised",
+    "requirements.txt is ignored",
+]
+
+
+def page_names(language: str) -> set[str]:
+    return {
+        p.relative_to(DOCS / language).as_posix()
+        for p in (DOCS / language).rglob("*.md")
+    }
+
+
+def anchors_of(page: Path) -> set[str]:
+    """Explicit <a id> anchors plus GitHub's slugs of the headings."""
+    text = page.read_text(encoding="utf-8")
+    slugs = {
+        re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in text.splitlines()
+        if HEADING.match(line)
+    }
+    return set(ANCHOR.findall(text)) | slugs
+
+
+def test_generated_blocks_are_fresh():
+    """Every code, diff and table block equals what `make docs` would write now."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.docs", "--check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_required_page_exists(language):
+    missing = REQUIRED_PAGES - page_names(language)
+    assert not missing, f"docs/{language}/ lacks {sorted(missing)}"
+
+
+def test_chinese_and_english_have_the_same_pages_headings_and_anchors():
+    """Same pages; per page the same heading levels in the same order, the same anchors and
+    the same generated blocks."""
+    assert page_names("en") == page_names("zh")
+    for name in sorted(page_names("en")):
+        en = (DOCS / "en" / name).read_text(encoding="utf-8")
+        zh = (DOCS / "zh" / name).read_text(encoding="utf-8")
+        assert HEADING.findall(en) == HEADING.findall(zh), (
+            f"{name}: heading levels differ"
+        )
+        assert ANCHOR.findall(en) == ANCHOR.findall(zh), f"{name}: anchors differ"
+        blocks_en = [(kind, arg) for _, kind, arg, _, _ in BLOCK.findall(en)]
+        blocks_zh = [(kind, arg) for _, kind, arg, _, _ in BLOCK.findall(zh)]
+        assert blocks_en == blocks_zh, f"{name}: generated blocks differ"
+
+
+def all_pages() -> list[Path]:
+    return sorted(DOCS.rglob("*.md")) + [REPO / "README.md"]
+
+
+@pytest.mark.parametrize("page", all_pages(), ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_and_images_resolve(page):
+    """Every relative link or image points at a file that exists (and an anchor it defines)."""
+    broken = []
+    for match in LINK.finditer(page.read_text(encoding="utf-8")):
+        target = match.group(1) or match.group(2)
+        if re.match(r"^[a-z]+:", target) or target.startswith("#") and not target[1:]:
+            continue
+        path_part, _, anchor = target.partition("#")
+        path_part = path_part.split("?")[0]
+        resolved = (page.parent / path_part).resolve() if path_part else page
+        if not resolved.exists():
+            broken.append(target)
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors_of(resolved):
+            broken.append(target)
+    assert not broken, f"{page.relative_to(REPO)}: broken links {broken}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_course_manifest_points_at_existing_sections(language):
+    """Every behaviour's `docs` (page#anchor) and every stage's page exist in both languages."""
+    missing = []
+    for behaviour in COURSE.behaviours:
+        page, _, anchor = behaviour.docs.partition("#")
+        path = DOCS / language / page
+        if not path.is_file() or anchor not in anchors_of(path):
+            missing.append(f"{behaviour.id}: {behaviour.docs}")
+    assert not missing, f"docs/{language}: {missing}"
+
+
+@pytest.mark.parametrize(
+    "page", sorted(DOCS.rglob("*.md")), ids=lambda p: str(p.relative_to(DOCS))
+)
+def test_code_is_quoted_only_from_generated_blocks(page):
+    """Python and HTML shown in the docs come from the stage folders, never pasted by hand."""
+    text = BLOCK.sub("", page.read_text(encoding="utf-8"))
+    pasted = [
+        lang for _, lang in FENCE.findall(text) if lang in ("python", "html", "diff")
+    ]
+    assert not pasted, f"{page.relative_to(REPO)} has hand-written {pasted} blocks"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("stage", COURSE.stages, ids=lambda s: s.folder)
+def test_each_stage_page_has_a_sequence_diagram_and_its_diff(language, stage):
+    text = (DOCS / language / stage.docs).read_text(encoding="utf-8")
+    assert "```mermaid\nsequenceDiagram" in text, (
+        f"{stage.docs} has no sequence diagram"
+    )
+    if stage.number > 1:
+        assert f"<!-- BEGIN diff {stage.number - 1}..{stage.number} -->" in text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_troubleshooting_explains_every_message(language):
+    text = (DOCS / language / "troubleshooting.md").read_text(encoding="utf-8")
+    unexplained = [message for message in MESSAGES if message not in text]
+    assert not unexplained, (
+        f"docs/{language}/troubleshooting.md does not explain {unexplained}"
+    )
+
+
+def test_messages_listed_here_are_still_printed_somewhere():
+    """The MESSAGES above must exist in the code, so this list cannot go stale either."""
+    sources = "".join(
+        path.read_text(encoding="utf-8")
+        for pattern in (
+            "tools/*.py",
+            "tools/*.sh",
+            "Makefile",
+            "step5_async_consumer/chat/**/*",
+        )
+        for path in REPO.glob(pattern)
+        if path.is_file()
+    )
+    stale = [message for message in MESSAGES if message not in sources]
+    assert not stale, f"no longer printed by the code: {stale}"
+
+
+def test_tests_named_in_the_docs_exist():
+    """A test the docs cite by name is a real test function in shared_tests/."""
+    defined = set(
+        re.findall(
+            r"^def (test_\w+)",
+            "".join(
+                p.read_text(encoding="utf-8")
+                for p in (REPO / "shared_tests").glob("test_*.py")
+            ),
+            re.MULTILINE,
+        )
+    )
+    cited = {
+        name
+        for page in DOCS.rglob("*.md")
+        for name in re.findall(r"`(test_\w+)`", page.read_text(encoding="utf-8"))
+    }
+    assert cited - defined == set(), (
+        f"the docs cite missing tests: {sorted(cited - defined)}"
+    )
