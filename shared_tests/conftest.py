@@ -165,15 +165,20 @@ def server_pool(tmp_path_factory):
     pool.stop_all()
 
 
-@pytest.fixture(scope="session")
-def redis_server():
-    """The suite's private Redis (a real redis-server on a free port)."""
+def running_private_redis():
+    """Start a PrivateRedis for a fixture to yield (a missing redis-server: fail or skip)."""
     try:
         redis = PrivateRedis()
     except RedisMissing as missing:
         missing_prerequisite(str(missing))
     with redis:
         yield redis
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """The suite's private Redis (a real redis-server on a free port)."""
+    yield from running_private_redis()
 
 
 @pytest.fixture(scope="session")
@@ -228,12 +233,7 @@ def server(stage_project):
 @pytest.fixture
 def own_redis():
     """A private Redis for one test, which may stop and restart it."""
-    try:
-        redis = PrivateRedis()
-    except RedisMissing as missing:
-        missing_prerequisite(str(missing))
-    with redis:
-        yield redis
+    yield from running_private_redis()
 
 
 @pytest.fixture(scope="module")

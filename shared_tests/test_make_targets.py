@@ -97,17 +97,28 @@ def restricted_path(tmp_path, keep=("id", "cut", "bash", "python3")) -> str:
     return str(bin_dir)
 
 
-def test_missing_redis_is_one_line_saying_what_to_install(tmp_path):
-    result = subprocess.run(
-        ["bash", "tools/require.sh", "redis"],
+def run_without_system_programs(
+    tmp_path, command, **env
+) -> subprocess.CompletedProcess:
+    """Run `command` as on a machine without Redis or a browser, where nothing is installed."""
+    return subprocess.run(
+        command,
         cwd=REPO,
         env={
             **os.environ,
             "PATH": restricted_path(tmp_path),
             "WORKSHOP_NO_INSTALL": "1",
+            **env,
         },
         capture_output=True,
         text=True,
+        timeout=60,
+    )
+
+
+def test_missing_redis_is_one_line_saying_what_to_install(tmp_path):
+    result = run_without_system_programs(
+        tmp_path, ["bash", "tools/require.sh", "redis"]
     )
     assert result.returncode != 0
     line = one_line(result)
@@ -116,18 +127,8 @@ def test_missing_redis_is_one_line_saying_what_to_install(tmp_path):
 
 @pytest.mark.parametrize("ci", ["true", ""], ids=["in-ci", "on-a-laptop"])
 def test_missing_browser_fails_in_ci_and_warns_elsewhere(tmp_path, ci):
-    result = subprocess.run(
-        ["bash", "tools/require.sh", "browser"],
-        cwd=REPO,
-        env={
-            **os.environ,
-            "PATH": restricted_path(tmp_path),
-            "WORKSHOP_NO_INSTALL": "1",
-            "CI": ci,
-            "CHROME_BIN": "",
-        },
-        capture_output=True,
-        text=True,
+    result = run_without_system_programs(
+        tmp_path, ["bash", "tools/require.sh", "browser"], CI=ci, CHROME_BIN=""
     )
     line = one_line(result)
     assert "chromium" in line
@@ -136,17 +137,8 @@ def test_missing_browser_fails_in_ci_and_warns_elsewhere(tmp_path, ci):
 
 def test_stage_needing_redis_without_any_says_what_to_install(tmp_path):
     """With no Redis answering and no redis-server to start, `make step4` stops with one line."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tools.serve", "4", "--port", str(free_port())],
-        cwd=REPO,
-        env={
-            **os.environ,
-            "PATH": restricted_path(tmp_path),
-            "WORKSHOP_NO_INSTALL": "1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = run_without_system_programs(
+        tmp_path, [sys.executable, "-m", "tools.serve", "4", "--port", str(free_port())]
     )
     assert result.returncode != 0
     assert "redis-server is not installed" in one_line(result)
