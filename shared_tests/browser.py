@@ -20,7 +20,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 WAIT = 10  # seconds for anything a page should do (it takes milliseconds)
-WINDOW_SIZE = (640, 480)
+WINDOW_SIZE = (840, 560)  # wide enough for the tutorial's 100-column chat log
 
 TRACK_SOCKETS = """
 (() => {
@@ -131,6 +131,10 @@ def save_side_by_side(
     shots = []
     for handle in handles:
         driver.switch_to.window(handle)
+        # No focus, no blinking caret: the same page gives the same pixels, run after run.
+        driver.execute_script(
+            "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);"
+        )
         shots.append(Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB"))
     caption_height, gap = 28, 12
     width = sum(shot.width for shot in shots) + gap * (len(shots) - 1)

@@ -14,7 +14,7 @@ from shared_tests.browser import (
 )
 from shared_tests.chat_client import room_name, room_page_path
 
-MARKUP = 'hi <i id="injected">there</i>'
+MARKUP = "Hi <b>everyone</b>!"
 CLOSED_WORDS = ("closed", "disconnected", "lost", "offline", "reconnect")
 
 
