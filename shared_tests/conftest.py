@@ -5,14 +5,11 @@ course.toml checks it at, against that stage's folder, or against a student's pr
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from shared_tests.browser import NoBrowser, start_browser
-from shared_tests.chat_client import room_name
-from shared_tests.crowd import BackgroundLoop, close_all, open_crowd
 from shared_tests.report import BehaviourReport
 from shared_tests.servers import ServerPool
 from shared_tests.stage_under_test import StageUnderTest
@@ -257,28 +254,3 @@ def screenshot_dir(request, tmp_path_factory) -> Path:
     if report_dir:
         return Path(report_dir).resolve() / "screenshots"
     return tmp_path_factory.mktemp("screenshots")
-
-
-IDLE_CLIENTS = 10
-
-
-@pytest.fixture(scope="session")
-def idle_crowds(request, stages_under_test):
-    """Ten clients in a room of every stage the idle test checks, all opened at its first run,
-    so that the stages' idle half-minutes overlap instead of adding up.
-    Yields (loop, {stage: (sockets, opened_at)}); a stage whose server fails is left out."""
-    behaviour = COURSE.behaviour("idle_sockets")
-    loop, crowds = BackgroundLoop(), {}
-    for number in request.config.workshop_stages:
-        if not behaviour.checked_at(number):
-            continue
-        try:
-            server = stages_under_test(number).server
-        except AssertionError:
-            continue  # that stage's own test reports why
-        sockets = loop.run(open_crowd(server, room_name("idle"), IDLE_CLIENTS))
-        crowds[number] = (sockets, time.monotonic())
-    yield loop, crowds
-    for sockets, _ in crowds.values():
-        loop.run(close_all(sockets))
-    loop.stop()

@@ -17,12 +17,14 @@ from shared_tests.chat_client import (
     send_message,
 )
 from shared_tests.crowd import (
+    BackgroundLoop,
     abnormal_closes,
     close_all,
     loss_report,
     open_crowd,
     receive_messages,
 )
+from tools.course import load_course
 
 REDIS_UNAVAILABLE = 4503
 IDLE_SECONDS = 30
@@ -90,6 +92,31 @@ def test_redis_down_closes_with_4503_and_recovers(stage_project, own_redis):
             expect_message(socket, "redis is back", "the sender once Redis is back")
     finally:
         stage_project.stop_server(server)
+
+
+IDLE_CLIENTS = 10
+
+
+@pytest.fixture(scope="session")
+def idle_crowds(request, stages_under_test):
+    """Ten clients in a room of every stage the idle test checks, all opened at its first run,
+    so that the stages' idle half-minutes overlap instead of adding up.
+    Yields (loop, {stage: (sockets, opened_at)}); a stage whose server fails is left out."""
+    behaviour = load_course().behaviour("idle_sockets")
+    loop, crowds = BackgroundLoop(), {}
+    for number in request.config.workshop_stages:
+        if not behaviour.checked_at(number):
+            continue
+        try:
+            server = stages_under_test(number).server
+        except AssertionError:
+            continue  # that stage's own test reports why
+        sockets = loop.run(open_crowd(server, room_name("idle"), IDLE_CLIENTS))
+        crowds[number] = (sockets, time.monotonic())
+    yield loop, crowds
+    for sockets, _ in crowds.values():
+        loop.run(close_all(sockets))
+    loop.stop()
 
 
 @pytest.mark.behaviour("idle_sockets")
