@@ -99,6 +99,12 @@ class Server:
                 process.wait()
         self._log.close()
 
+    @property
+    def pid(self) -> int | None:
+        """The server process' id while it runs (None once it has exited)."""
+        process = self._executor.process
+        return process.pid if process is not None and process.poll() is None else None
+
     # -- addresses --------------------------------------------------------------------------
     @property
     def origin(self) -> str:

@@ -1,0 +1,120 @@
+"""The benchmark tool (`make bench`, tools/bench.py) in its quickest mode against stage 5: it
+measures real deliveries, it reports loss where a configuration drops messages, and its
+tables render. Speed itself is the benchmark's to report, never asserted here."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tools.bench_report import list_tables, markdown_table
+from tools.course import REPO
+
+pytestmark = pytest.mark.repository
+BENCH_TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def bench(redis_server, tmp_path_factory):
+    """One quick run: stage 5 paced at two rates, and 50 x 20 bursts on stage 5 as it is
+    and with the tutorial's CONFIG (capacity 100). Returns (results, output folder, stdout).
+    `redis_server` only makes a missing redis-server skip (or fail in CI) like elsewhere."""
+    out = tmp_path_factory.mktemp("bench")
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "tools.bench", "--quick", "--out", str(out),
+            "--scenarios", "ladder,burst", "--variants", "stage5,stage5-tutorial",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT,
+    )  # fmt: skip
+    assert completed.returncode == 0, (
+        f"`python -m tools.bench --quick` failed:\n{completed.stdout}{completed.stderr}"
+    )
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return results, out, completed.stdout
+
+
+def run_of(results: dict, scenario: str, variant: str) -> dict:
+    runs = [
+        run
+        for run in results["runs"]
+        if run["scenario"] == scenario and run["variant"] == variant
+    ]
+    assert runs, f"results.json has no {scenario} run of {variant}"
+    return min(runs, key=lambda run: run["offered_per_s"] or 0)
+
+
+def test_stage_5_at_a_low_rate_delivers_everything(bench):
+    """At the lowest paced rate every client receives every message, and no socket closes."""
+    results, _, _ = bench
+    run = run_of(results, "ladder", "stage5")
+    assert run["delivered"] > 0, f"no message was delivered: {run}"
+    assert run["lost"] == 0, (
+        f"stage 5 lost {run['lost']} of {run['expected']} deliveries "
+        f"at {run['offered_per_s']:.0f}/s offered"
+    )
+    assert run["abnormal_closes"] == 0, f"sockets closed: {run['close_codes']}"
+    assert run["p99_ms"] is not None and run["deliveries_per_s"] > 0
+
+
+def test_burst_of_50_by_20_loses_nothing_on_stage_5(bench):
+    """50 clients sending 20 messages each at once: all 50 x 1000 deliveries arrive."""
+    results, _, _ = bench
+    run = run_of(results, "burst", "stage5")
+    assert run["expected"] == 50 * 50 * 20, f"the burst was not 50 x 20: {run}"
+    assert run["lost"] == 0, (
+        f"stage 5 lost {run['lost']} of {run['expected']} deliveries in a 50 x 20 "
+        f"burst ({run['clients_missing_messages']} clients missed messages)"
+    )
+
+
+def test_loss_is_reported_for_the_tutorial_capacity(bench):
+    """With the tutorial's CONFIG (capacity 100) the same burst loses messages, and the
+    benchmark counts them, client by client."""
+    results, _, stdout = bench
+    run = run_of(results, "burst", "stage5-tutorial")
+    assert run["lost"] > 0, (
+        "the tutorial's capacity of 100 should drop part of a 50 x 20 burst, "
+        f"but the benchmark reported no loss: {run}"
+    )
+    assert run["lost"] == run["expected"] - run["delivered"]
+    assert run["clients_missing_messages"] > 0
+    assert f"| {run['lost']} |" in markdown_table("burst", results), (
+        "the burst table does not show the loss"
+    )
+    assert "### burst" in stdout, "the printed report has no burst table"
+
+
+def test_results_record_the_machine_hiredis_tables_and_plots(bench):
+    """results.json names the machine and versions; the servers parse Redis replies with
+    hiredis; every table renders; the throughput and latency plots are drawn."""
+    results, out, _ = bench
+    meta = results["meta"]
+    for key in ("date", "cpu_model", "cores", "python", "packages", "redis_server"):
+        assert meta.get(key), f"results.json meta lacks {key!r}"
+    assert meta["packages"]["channels"], (
+        "results.json does not record channels' version"
+    )
+    parser = results["variants"]["stage5"]["redis_parser"]
+    assert parser == "_AsyncHiredisParser", f"the servers use {parser}, not hiredis"
+    assert {"sync-vs-async", "burst"} <= set(list_tables(results))
+    for name in list_tables(results):
+        assert markdown_table(name, results).startswith("| "), f"table {name} is empty"
+    for plot in ("throughput.png", "latency.png"):
+        assert (out / plot).stat().st_size > 1000, f"{plot} was not drawn"
+
+
+def test_committed_results_render_every_table():
+    """The docs' tables come from docs/images/bench/results.json: each renders, and an
+    unknown table name says which names exist."""
+    names = list_tables()
+    for name in ("sync-vs-async", "slow-handler", "layers", "ceiling", "before-after"):
+        assert name in names, f"the committed results have no {name!r} table"
+    for name in names:
+        assert markdown_table(name).count("\n") >= 2, f"table {name} has no rows"
+    with pytest.raises(KeyError, match="the tables are"):
+        markdown_table("no-such-table")

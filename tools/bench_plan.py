@@ -1,0 +1,221 @@
+"""What `make bench` measures: the server variants and, in order, every run of every
+scenario, for a full run (under 5 minutes on 2 cores) and a quick one (under 1 minute).
+
+Runs of different variants at the same load follow each other (and take turns going first)
+so that the machine's noise falls on all of them alike and their ratios stay fair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from tools.bench_report import GOAL
+from tools.bench_servers import Variant
+
+SLOW_SECONDS = 0.05  # the slow handler's work per message
+SCENARIOS = ("ladder", "slow-handler", "before-after", "burst", "profile")
+
+
+def _variant(
+    name: str, label: str, stage: int | None, bench_asgi=False, **env
+) -> Variant:
+    return Variant(name, label, stage, tuple(env.items()), bench_asgi)
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        _variant("stage4", "stage 4 (sync)", 4),
+        _variant("stage5", "stage 5 (async)", 5),
+        _variant(
+            "stage5-pubsub", "stage 5, RedisPubSubChannelLayer", 5, BENCH_LAYER="pubsub"
+        ),
+        _variant(
+            "stage5-memory", "stage 5, InMemoryChannelLayer", 5, BENCH_LAYER="memory"
+        ),
+        _variant("ceiling", "raw websockets server", None),
+        _variant(
+            "stage4-tutorial",
+            "stage 4, tutorial CONFIG",
+            4,
+            BENCH_LAYER_CONFIG="tutorial",
+        ),
+        _variant(
+            "stage5-tutorial",
+            "stage 5, tutorial CONFIG",
+            5,
+            BENCH_LAYER_CONFIG="tutorial",
+        ),
+        _variant(
+            "stage5-expiry",
+            "stage 5, expiry 5 s",
+            5,
+            BENCH_LAYER_CONFIG='{"expiry": 5}',
+        ),
+        _variant(
+            "stage4-slow",
+            "stage 4 + 50 ms time.sleep()",
+            4,
+            True,
+            BENCH_SLOW_SECONDS=str(SLOW_SECONDS),
+        ),
+        _variant(
+            "stage5-slow",
+            "stage 5 + 50 ms asyncio.sleep()",
+            5,
+            True,
+            BENCH_SLOW_SECONDS=str(SLOW_SECONDS),
+        ),
+        _variant(
+            "stage5-gc-freeze",
+            "stage 5 + gc.freeze() (what-if)",
+            5,
+            True,
+            BENCH_WHAT_IF="gc-freeze",
+        ),
+        _variant(
+            "stage5-no-db-close",
+            "stage 5, no per-message DB check (what-if)",
+            5,
+            True,
+            BENCH_WHAT_IF="no-db-close",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Load:
+    clients: int
+    messages: int  # over all clients
+    rate: float | None  # messages per second over all clients; None: a burst
+    idle_timeout: float  # seconds without a delivery that end a run
+
+    @classmethod
+    def paced(cls, clients: int, offered: int, seconds: float, idle: float) -> Load:
+        """`offered` deliveries per second (messages/s x recipients) for `seconds`."""
+        rate = offered / clients
+        return cls(clients, max(1, round(rate * seconds)), rate, idle)
+
+    @classmethod
+    def burst(cls, clients: int, each: int, idle: float) -> Load:
+        return cls(clients, clients * each, None, idle)
+
+    @property
+    def seconds(self) -> float:
+        """How long a paced load sends for (a burst: no time at all)."""
+        return self.messages / self.rate if self.rate else 0.0
+
+    @property
+    def offered(self) -> float | None:
+        return self.rate * self.clients if self.rate else None
+
+    def describe(self) -> str:
+        if self.rate is None:
+            return f"C={self.clients}, burst of {self.messages // self.clients} each"
+        return f"C={self.clients}, {self.offered:.0f}/s"
+
+
+@dataclass(frozen=True)
+class Step:
+    scenario: str
+    variant: str
+    load: Load
+    repeat: int = 0
+
+    @property
+    def ladder_key(self) -> tuple[str, int] | None:
+        """Ladder runs of one variant and crowd size stop after the first saturated one."""
+        return (self.variant, self.load.clients) if self.scenario == "ladder" else None
+
+
+@dataclass(frozen=True)
+class Scale:
+    ladders: dict[int, tuple[int, ...]]  # clients -> offered deliveries/s, rising
+    seconds: float  # of paced sending per run
+    idle: float  # seconds without a delivery that end a run
+    slow: tuple[int, int]  # clients, messages each
+    burst: tuple[int, int]
+    target_repeats: int
+    profile_seconds: float
+    target_variants: tuple[str, ...]
+    burst_variants: tuple[str, ...]
+    ladder_variants: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    def variants_at(self, clients: int) -> tuple[str, ...]:
+        return self.ladder_variants.get(clients, ("stage4", "stage5"))
+
+
+LAYER_AND_CEILING = ("stage4", "stage5", "stage5-pubsub", "stage5-memory", "ceiling")
+
+FULL = Scale(
+    ladders={
+        10: (2000, 4000, 6000, 8000),
+        50: (2000, 4000, 6000, 8000, 12000, 16000, 24000),
+        200: (2000, 4000, 6000),
+    },
+    ladder_variants={50: LAYER_AND_CEILING},
+    seconds=2.5,
+    idle=3.0,
+    slow=(20, 10),
+    burst=(50, 20),
+    target_repeats=2,
+    profile_seconds=6,
+    target_variants=(
+        "stage5-tutorial", "stage5", "stage5-gc-freeze", "stage5-no-db-close",
+        "stage4-tutorial", "stage4",
+    ),
+    burst_variants=(
+        "stage4", "stage5", "stage4-tutorial", "stage5-tutorial", "stage5-expiry",
+        "stage5-pubsub", "stage5-memory",
+    ),
+)  # fmt: skip
+QUICK = replace(
+    FULL,
+    ladders={50: (2000, 6000)},
+    seconds=1.2,
+    idle=1.5,
+    slow=(10, 4),
+    target_repeats=1,
+    profile_seconds=3,
+    target_variants=("stage5-tutorial", "stage5"),
+    burst_variants=("stage5", "stage5-tutorial"),
+)
+
+
+def taking_turns(names: tuple[str, ...], turn: int) -> tuple[str, ...]:
+    """`names`, rotated by `turn`, so no variant always runs first."""
+    turn %= len(names)
+    return names[turn:] + names[:turn]
+
+
+def plan(scale: Scale) -> list[Step]:
+    steps: list[Step] = []
+    for clients, offered_loads in scale.ladders.items():
+        for turn, offered in enumerate(offered_loads):
+            load = Load.paced(clients, offered, scale.seconds, scale.idle)
+            for name in taking_turns(scale.variants_at(clients), turn):
+                steps.append(Step("ladder", name, load))
+    slow = Load.burst(*scale.slow, idle=scale.idle)
+    steps += [
+        Step("slow-handler", name, slow) for name in ("stage4-slow", "stage5-slow")
+    ]
+    target = Load.paced(GOAL.clients, GOAL.offered, scale.seconds, scale.idle)
+    for repeat in range(scale.target_repeats):
+        for name in taking_turns(scale.target_variants, repeat):
+            steps.append(Step("before-after", name, target, repeat))
+    burst = Load.burst(*scale.burst, idle=scale.idle)
+    steps += [Step("burst", name, burst) for name in scale.burst_variants]
+    profiled = Load.paced(GOAL.clients, GOAL.offered, scale.profile_seconds, scale.idle)
+    steps.append(Step("profile", "stage5", profiled))
+    return steps
+
+
+def select(steps: list[Step], scenarios: set[str], variants: set[str]) -> list[Step]:
+    """The steps of these scenarios on these variants (an empty set: all of them)."""
+    return [
+        step
+        for step in steps
+        if (not scenarios or step.scenario in scenarios)
+        and (not variants or step.variant in variants)
+    ]

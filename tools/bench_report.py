@@ -1,0 +1,318 @@
+"""The benchmark's tables in Markdown, from docs/images/bench/results.json (what `make bench`
+wrote last) or from results passed in. Numbers and short English column heads only, so the
+English and the Chinese docs can both quote them (tools/docs.py fills <!-- bench: NAME -->).
+
+    markdown_table("sync-vs-async")  ->  "| C | offered/s | ..."
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tools.course import REPO
+
+RESULTS = REPO / "docs" / "images" / "bench" / "results.json"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What stage 5 must sustain: 4000 deliveries/s to 50 clients, p99 under 150 ms."""
+
+    clients: int = 50
+    offered: int = 4000
+    p99_ms: float = 150
+
+
+GOAL = Goal()
+NONE = "–"
+
+
+def load_results(path: Path = RESULTS) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: `make bench` writes it")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------------------- helpers
+def table(heads: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def cell(value) -> str:
+    if value is None:
+        return NONE
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return str(value)
+
+
+def runs_of(results: dict, scenario: str, variants: tuple[str, ...] = ()) -> list[dict]:
+    return [
+        run
+        for run in results.get("runs", [])
+        if run["scenario"] == scenario and (not variants or run["variant"] in variants)
+    ]
+
+
+def label(results: dict, variant: str) -> str:
+    return results.get("variants", {}).get(variant, {}).get("label", variant)
+
+
+def crowd(run: dict) -> str:
+    """ "50 x 20": clients, and messages each of them sent."""
+    return f"{run['clients']} x {run['messages'] // run['clients']}"
+
+
+def cpu_per_delivery(run: dict) -> float | None:
+    """Server CPU microseconds per delivery: what one message to one client costs."""
+    return run["server_cpu_s"] * 1e6 / run["delivered"] if run["delivered"] else None
+
+
+def sustained(run: dict) -> bool:
+    """Kept up with the offered load, within the latency goal, losing nothing."""
+    return (
+        run["lost"] == 0
+        and run["abnormal_closes"] == 0
+        and run["deliveries_per_s"] >= 0.95 * run["offered_per_s"]
+        and (run["p99_ms"] or 0) < GOAL.p99_ms
+    )
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median p99 (of two, the worse one)."""
+    return sorted(runs, key=lambda run: run["p99_ms"] or 0)[len(runs) // 2]
+
+
+def mark(flag: bool) -> str:
+    return "✓" if flag else "✗"
+
+
+# ------------------------------------------------------------------------------- tables
+def sync_vs_async(results: dict) -> str:
+    ladder = runs_of(results, "ladder", ("stage4", "stage5"))
+    by_key = {(r["variant"], r["clients"], r["offered_per_s"]): r for r in ladder}
+    points = sorted({(r["clients"], r["offered_per_s"]) for r in ladder})
+    rows = []
+    for clients, offered in points:
+        row = [clients, offered]
+        for variant in ("stage4", "stage5"):
+            run = by_key.get((variant, clients, offered))
+            row += (
+                [run["deliveries_per_s"], run["p50_ms"], run["p99_ms"], run["lost"]]
+                if run
+                else [NONE] * 4  # not run: a lower load already saturated it
+            )
+        rows.append(row)
+    heads = ["C", "offered/s"]
+    for stage in ("4 sync", "5 async"):
+        heads += [f"stage {stage}: deliveries/s", "p50 ms", "p99 ms", "lost"]
+    return table(heads, rows)
+
+
+def long_ladder(results: dict, variants: tuple[str, ...]) -> str:
+    runs = [
+        r for r in runs_of(results, "ladder", variants) if r["clients"] == GOAL.clients
+    ]
+    order = {name: i for i, name in enumerate(variants)}
+    runs.sort(key=lambda r: (order[r["variant"]], r["offered_per_s"]))
+    heads = [
+        "server", "offered/s", "deliveries/s", "p50 ms", "p99 ms", "lost",
+        "server CPU µs/delivery", "Redis CPU s",
+    ]  # fmt: skip
+    rows = [
+        [
+            label(results, r["variant"]), r["offered_per_s"], r["deliveries_per_s"],
+            r["p50_ms"], r["p99_ms"], r["lost"], cpu_per_delivery(r), r["redis_cpu_s"],
+        ]
+        for r in runs
+    ]  # fmt: skip
+    return table(heads, rows)
+
+
+def layers(results: dict) -> str:
+    return long_ladder(results, ("stage5", "stage5-pubsub", "stage5-memory"))
+
+
+def ceiling(results: dict) -> str:
+    return long_ladder(results, ("stage5", "ceiling"))
+
+
+def best_sustained(results: dict) -> str:
+    """Per server and crowd: the highest offered load held, and the most ever delivered."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for run in runs_of(results, "ladder"):
+        groups.setdefault((run["variant"], run["clients"]), []).append(run)
+    rows = []
+    for (variant, clients), runs in sorted(groups.items(), key=lambda g: g[0][1]):
+        held = [r for r in runs if sustained(r)]
+        best = max(held, key=lambda r: r["offered_per_s"], default=None)
+        rows.append(
+            [
+                label(results, variant),
+                clients,
+                best["offered_per_s"] if best else NONE,
+                best["p99_ms"] if best else NONE,
+                max(r["deliveries_per_s"] for r in runs),
+            ]
+        )
+    heads = [
+        "server",
+        "C",
+        f"held offered/s (p99<{GOAL.p99_ms:.0f} ms, 0 lost)",
+        "its p99 ms",
+        "max deliveries/s",
+    ]
+    return table(heads, rows)
+
+
+def slow_handler(results: dict) -> str:
+    rows = [
+        [
+            label(results, r["variant"]),
+            crowd(r),
+            r["seconds"],
+            round(r["sent"] / r["seconds"], 1) if r["seconds"] else None,
+            r["p50_ms"],
+            r["p99_ms"],
+            r["lost"],
+        ]
+        for r in runs_of(results, "slow-handler")
+    ]
+    heads = [
+        "server",
+        "clients x messages",
+        "all delivered in s",
+        "messages/s",
+        "p50 ms",
+        "p99 ms",
+        "lost",
+    ]
+    return table(heads, rows)
+
+
+def before_after(results: dict) -> str:
+    runs = runs_of(results, "before-after")
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    rows = []
+    for variant in variants:
+        mine = [r for r in runs if r["variant"] == variant]
+        run = median_run(mine)
+        rows.append(
+            [
+                label(results, variant), len(mine), run["deliveries_per_s"],
+                run["p50_ms"], run["p99_ms"], run["lost"], cpu_per_delivery(run),
+                mark(sustained(run)),
+            ]
+        )  # fmt: skip
+    heads = [
+        f"server (C={GOAL.clients}, {GOAL.offered}/s offered)", "runs", "deliveries/s",
+        "p50 ms", "p99 ms", "lost", "server CPU µs/delivery", "goal met",
+    ]  # fmt: skip
+    return table(heads, rows)
+
+
+def burst(results: dict) -> str:
+    rows = [
+        [
+            label(results, r["variant"]),
+            crowd(r),
+            r["expected"],
+            r["delivered"],
+            r["lost"],
+            f"{100 * r['lost'] / r['expected']:.1f}%" if r["expected"] else NONE,
+            r["p99_ms"],
+            r["max_ms"],
+            r["abnormal_closes"],
+        ]
+        for r in runs_of(results, "burst")
+    ]
+    heads = [
+        "server", "clients x messages", "expected", "delivered", "lost", "lost %",
+        "p99 ms", "max ms", "abnormal closes",
+    ]  # fmt: skip
+    return table(heads, rows)
+
+
+def profile(results: dict) -> str:
+    found = results.get("profile") or {}
+    rows = [[c["cost"], f"{100 * c['share']:.0f}%"] for c in found.get("costs", [])]
+    return table(["stage 5 server time (py-spy samples)", "share"], rows)
+
+
+def machine(results: dict) -> str:
+    """When, on what and with which versions the numbers were measured."""
+    meta, packages = results["meta"], results["meta"]["packages"]
+    heads = [
+        "measured",
+        "mode",
+        "CPU",
+        "Python",
+        "Django",
+        "channels",
+        "channels-redis",
+    ]
+    heads += ["daphne", "redis-py", "Redis server", "took s"]
+    row = [
+        meta["date"][:16].replace("T", " ") + " UTC", meta["mode"],
+        f"{meta['cpu_model']}, {meta['cores']} cores", meta["python"],
+        packages["Django"], packages["channels"], packages["channels-redis"],
+        packages["daphne"], packages["redis"], meta["redis_server"], meta.get("seconds"),
+    ]  # fmt: skip
+    return table(heads, [row])
+
+
+def target_verdict(results: dict) -> dict | None:
+    """Whether stage 5 met the GOAL (and lost nothing), judged on its median
+    before-after run."""
+    runs = runs_of(results, "before-after", ("stage5",))
+    if not runs:
+        return None
+    run = median_run(runs)
+    keys = ("deliveries_per_s", "p50_ms", "p99_ms", "lost", "abnormal_closes")
+    return {
+        "goal": asdict(GOAL),
+        "met": sustained(run),
+        "runs": len(runs),
+        "median_run": {key: run[key] for key in keys},
+    }
+
+
+# name: (what renders it, the runs it needs: scenario and variants; None: the profile)
+TABLES: dict[str, tuple[Callable[[dict], str], tuple | None]] = {
+    "machine": (machine, ("meta",)),
+    "sync-vs-async": (sync_vs_async, ("ladder", ("stage4", "stage5"))),
+    "sustained": (best_sustained, ("ladder",)),
+    "slow-handler": (slow_handler, ("slow-handler",)),
+    "layers": (layers, ("ladder", ("stage5-pubsub", "stage5-memory"))),
+    "ceiling": (ceiling, ("ladder", ("ceiling",))),
+    "before-after": (before_after, ("before-after",)),
+    "burst": (burst, ("burst",)),
+    "profile": (profile, None),
+}
+
+
+def has_data(results: dict, needs: tuple | None) -> bool:
+    if needs is None:
+        return bool((results.get("profile") or {}).get("costs"))
+    if needs == ("meta",):
+        return bool(results.get("meta"))
+    return bool(runs_of(results, *needs))
+
+
+def list_tables(results: dict | None = None) -> list[str]:
+    """The names of the tables the results have data for."""
+    results = load_results() if results is None else results
+    return [name for name, (_, needs) in TABLES.items() if has_data(results, needs)]
+
+
+def markdown_table(name: str, results: dict | None = None) -> str:
+    """The table `name` (see list_tables()) in Markdown."""
+    if name not in TABLES:
+        raise KeyError(f"no bench table {name!r}; the tables are {', '.join(TABLES)}")
+    results = load_results() if results is None else results
+    return TABLES[name][0](results)
