@@ -20,6 +20,12 @@ from tools.pins import pinned_requirements
 from tools.project import Project, ProjectError, find_project
 
 DEFAULT_REPORT_DIR = "grade-report"
+
+
+class TestsDidNotRun(RuntimeError):
+    """pytest ended without writing results.json; the message quotes its last line."""
+
+
 EXIT_PASSED, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
 
@@ -97,6 +103,8 @@ def run_stage(
 ) -> dict:
     """Run the shared tests for one stage against the project; return results.json."""
     report_dir.mkdir(parents=True, exist_ok=True)
+    results_file = report_dir / "results.json"
+    results_file.unlink(missing_ok=True)  # never report an earlier run's results
     command = [
         sys.executable,
         "-m",
@@ -123,12 +131,11 @@ def run_stage(
         command += ["--behaviour", behaviour]
     with open(report_dir / "pytest.log", "w", encoding="utf-8") as log:
         subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    results_file = report_dir / "results.json"
     if not results_file.is_file():
         tail = (
             (report_dir / "pytest.log").read_text(encoding="utf-8").strip().splitlines()
         )
-        raise RuntimeError(
+        raise TestsDidNotRun(
             f"the tests did not run: {tail[-1] if tail else 'no output'}"
         )
     return json.loads(results_file.read_text(encoding="utf-8"))
@@ -222,7 +229,11 @@ def check(args) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    return check(args) if args.check else grade(args)
+    try:
+        return check(args) if args.check else grade(args)
+    except TestsDidNotRun as error:
+        print(f"Cannot grade {args.project}: {error} (full output: pytest.log)")
+        return EXIT_UNUSABLE
 
 
 if __name__ == "__main__":
