@@ -44,7 +44,38 @@ def runserver_command(port: int) -> list[str]:
     return [sys.executable, "manage.py", "runserver", f"{HOST}:{port}", "--noreload"]
 
 
-class Server:
+@dataclass(eq=False)  # a server is itself, not equal to any other on the same port
+class Endpoint:
+    """Where a chat server listens on this machine, and plain HTTP GETs to it."""
+
+    port: int
+
+    # -- addresses --------------------------------------------------------------------------
+    @property
+    def origin(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def http_url(self, path: str) -> str:
+        return self.origin + urllib.parse.quote(path, safe="/%?=&")
+
+    def ws_url(self, path: str) -> str:
+        """`path` must already be percent-encoded (see chat_client.chat_path)."""
+        return f"ws://{HOST}:{self.port}{path}"
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def get(self, path: str) -> Page:
+        """GET a page; any status is returned, not raised."""
+        url = self.http_url(path)
+        try:
+            with urllib.request.urlopen(url, timeout=15) as response:
+                return Page(
+                    response.status, response.read().decode("utf-8", "replace"), url
+                )
+        except urllib.error.HTTPError as error:
+            return Page(error.code, error.read().decode("utf-8", "replace"), url)
+
+
+class Server(Endpoint):
     """A server process for `project` on `port`; its output goes to `log_path`."""
 
     def __init__(
@@ -104,30 +135,6 @@ class Server:
         """The server process' id while it runs (None once it has exited)."""
         process = self._executor.process
         return process.pid if process is not None and process.poll() is None else None
-
-    # -- addresses --------------------------------------------------------------------------
-    @property
-    def origin(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def http_url(self, path: str) -> str:
-        return self.origin + urllib.parse.quote(path, safe="/%?=&")
-
-    def ws_url(self, path: str) -> str:
-        """`path` must already be percent-encoded (see chat_client.chat_path)."""
-        return f"ws://{HOST}:{self.port}{path}"
-
-    # -- HTTP -------------------------------------------------------------------------------
-    def get(self, path: str) -> Page:
-        """GET a page; any status is returned, not raised."""
-        url = self.http_url(path)
-        try:
-            with urllib.request.urlopen(url, timeout=15) as response:
-                return Page(
-                    response.status, response.read().decode("utf-8", "replace"), url
-                )
-        except urllib.error.HTTPError as error:
-            return Page(error.code, error.read().decode("utf-8", "replace"), url)
 
     # -- log --------------------------------------------------------------------------------
     def log_mark(self) -> int:
