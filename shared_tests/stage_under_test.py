@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared_tests.servers import Server, ServerPool
-from tools.project import Project
+from tools.project import Project, load_failure
 
 
 class ProjectDoesNotLoad(AssertionError):
@@ -45,11 +45,9 @@ class StageUnderTest:
         """What tools/overlay/workshop_probe.py found (ASGI app, consumers, channel layers)."""
         if self._facts is None:
             self._facts = self.project.probe()
-        if not self._facts["ok"]:
-            where = f" ({self._facts['where']})" if self._facts.get("where") else ""
-            raise ProjectDoesNotLoad(
-                f"the project does not load: {self._facts['error']}{where}"
-            )
+        failure = load_failure(self._facts)
+        if failure:
+            raise ProjectDoesNotLoad(failure)
         return self._facts
 
     @property

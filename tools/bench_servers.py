@@ -17,7 +17,7 @@ import psutil
 from shared_tests.servers import Server, ServerFailed, daphne_command
 from tools.course import REPO, load_course
 from tools.net import free_port
-from tools.project import Project, find_project
+from tools.project import Project, find_project, load_failure
 
 RSS_SAMPLE_SECONDS = 0.1
 # Run in a variant's environment: its layer settings, and whether hiredis parses replies.
@@ -76,8 +76,9 @@ class BenchServers:
             source = find_project(load_course().stage(stage).path)
             copy = source.copy_to(self.workdir / f"stage{stage}")
             facts = copy.probe()
-            if not facts.get("ok"):
-                raise ServerFailed(f"stage {stage} does not load: {facts.get('error')}")
+            failure = load_failure(facts)
+            if failure:
+                raise ServerFailed(f"stage {stage}: {failure}")
             self._copies[stage], self.facts[stage] = copy, facts
         return self._copies[stage]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tools.course import REPO, load_course
 from tools.pins import pinned_requirements
-from tools.project import Project, ProjectError, find_project
+from tools.project import Project, ProjectError, find_project, load_failure
 
 DEFAULT_REPORT_DIR = "grade-report"
 
@@ -65,13 +65,7 @@ def load_problem(project: Project) -> str | None:
     """Why the project cannot even load (settings or ASGI application), or None."""
     with tempfile.TemporaryDirectory(prefix="workshop-probe-") as scratch:
         facts = project.copy_to(Path(scratch) / "project").probe()
-    if facts["ok"]:
-        return None
-    where = f" ({facts['where']})" if facts.get("where") else ""
-    what = (
-        "its settings" if facts.get("phase") == "settings" else "its ASGI application"
-    )
-    return f"the project does not load: {what} raised {facts['error']}{where}."
+    return load_failure(facts)
 
 
 def write_unusable(

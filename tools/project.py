@@ -95,6 +95,18 @@ class Project:
         return f"{package}.asgi:application"
 
 
+def load_failure(facts: dict) -> str | None:
+    """Why a project did not load, as one sentence, from Project.probe()'s facts (None: it
+    loaded)."""
+    if facts["ok"]:
+        return None
+    where = f" ({facts['where']})" if facts.get("where") else ""
+    what = (
+        "its settings" if facts.get("phase") == "settings" else "its ASGI application"
+    )
+    return f"the project does not load: {what} raised {facts['error']}{where}."
+
+
 def find_project(folder: str | os.PathLike) -> Project:
     """Return the Django project in `folder` (the folder holding manage.py) or raise ProjectError."""
     path = Path(folder).expanduser()
