@@ -68,11 +68,11 @@ test: test-args setup
 
 grade: grade-args setup
 	@tools/require.sh redis browser
-	@$(PY) -m tools.grade --stage "$(STEP)" --project "$(DIR)" $(if $(STRICT),--strict)
+	@$(PY) -m tools.grading.grade --stage "$(STEP)" --project "$(DIR)" $(if $(STRICT),--strict)
 
 check: setup
 	@tools/require.sh redis browser
-	@$(PY) -m tools.grade --check --project "$(DIR)" $(if $(STRICT),--strict)
+	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(if $(STRICT),--strict)
 
 bench: setup
 	@tools/require.sh redis

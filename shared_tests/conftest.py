@@ -14,7 +14,7 @@ from shared_tests.report import BehaviourReport
 from shared_tests.servers import ServerPool
 from shared_tests.stage_under_test import StageUnderTest
 from tools.course import REPO, load_course
-from tools.project import ProjectError, find_project
+from tools.grading.project import ProjectError, find_project
 from tools.redis_server import PrivateRedis, RedisMissing
 
 COURSE = load_course()

@@ -14,8 +14,8 @@ from pathlib import Path
 from mirakuru import TCPExecutor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
+from tools.grading.project import Project
 from tools.net import HOST, free_port
-from tools.project import Project
 
 STARTUP_TIMEOUT = 60
 # SIGTERM, then SIGKILL after this long. A sync consumer caught inside async_to_sync() when

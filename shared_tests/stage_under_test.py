@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared_tests.servers import Server, ServerPool
-from tools.project import Project, load_failure
+from tools.grading.project import Project, load_failure
 
 
 class ProjectDoesNotLoad(AssertionError):

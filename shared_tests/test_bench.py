@@ -1,4 +1,4 @@
-"""The benchmark tool (`make bench`, tools/bench.py) in its quickest mode against stage 5: it
+"""The benchmark tool (`make bench`, tools/bench/run.py) in its quickest mode against stage 5: it
 measures real deliveries, it reports loss where a configuration drops messages, and its
 tables render. Speed itself is the benchmark's to report, never asserted here."""
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tools.bench_report import list_tables, markdown_table
+from tools.bench.report import list_tables, markdown_table
 from tools.course import REPO
 
 pytestmark = pytest.mark.repository

@@ -183,7 +183,7 @@ def test_messages_listed_here_are_still_printed_somewhere():
     sources = "".join(
         path.read_text(encoding="utf-8")
         for pattern in (
-            "tools/*.py",
+            "tools/**/*.py",
             "tools/*.sh",
             "Makefile",
             "step5_async_consumer/chat/**/*",

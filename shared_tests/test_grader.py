@@ -39,7 +39,7 @@ def grade(project: Path, stage: int, tmp_path: Path, *options: str) -> Grading:
         [
             sys.executable,
             "-m",
-            "tools.grade",
+            "tools.grading.grade",
             "--project",
             str(project),
             "--stage",
@@ -362,7 +362,7 @@ def test_make_check_says_how_far_the_tutorial_project_gets(tmp_path):
         [
             sys.executable,
             "-m",
-            "tools.grade",
+            "tools.grading.grade",
             "--check",
             "--project",
             str(TUTORIAL_PROJECT),

@@ -13,7 +13,7 @@ Kinds:
   tree N             the files of stage N
   table behaviours   what each stage does, from shared_tests/course.toml
   beyond markers     every `Beyond the tutorial:` comment in the stage folders
-  bench NAME         a table from the benchmark's results (tools/bench_report.py)
+  bench NAME         a table from the benchmark's results (tools/bench/report.py)
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def beyond_markers() -> str:
 
 
 def bench_block(argument: str) -> str:
-    from tools.bench_report import markdown_table
+    from tools.bench.report import markdown_table
 
     return markdown_table(argument).rstrip() + "\n"
 

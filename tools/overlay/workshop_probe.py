@@ -1,6 +1,6 @@
 """Load a Django project the way its server would and print what the workshop needs as JSON.
 
-Run inside a project copy with the environment from tools/project.py. Prints one JSON object:
+Run inside a project copy with the environment from tools/grading/project.py. Prints one JSON object:
   {"ok": true, "asgi_application": "mysite.asgi.application", "consumers": {...}, ...}
 or, when the project cannot load:
   {"ok": false, "phase": "settings" | "asgi", "error": "<one line>", "where": "<file:line>"}

@@ -1,7 +1,7 @@
 """`make bench`: measure the chat's stage servers under load, side by side.
 
-Starts a private Redis and every server variant (tools/bench_plan.py), drives each with the
-load client (tools/bench_load.py) run after run, samples stage 5 with py-spy, then prints
+Starts a private Redis and every server variant (tools/bench/plan.py), drives each with the
+load client (tools/bench/load.py) run after run, samples stage 5 with py-spy, then prints
 Markdown tables and writes results.json and PNG plots (default: docs/images/bench/).
 """
 
@@ -19,19 +19,19 @@ import psutil
 
 from shared_tests.chat_client import chat_path, room_name
 from shared_tests.servers import ServerFailed
-from tools.bench_facts import load_average, machine_facts, redis_cpu_seconds
-from tools.bench_load import LoadSpec, spec_to_json
-from tools.bench_plan import FULL, QUICK, SCENARIOS, VARIANTS, Step, plan, select
-from tools.bench_profile import ProfilerMissing, finish_sampling, start_sampling
-from tools.bench_report import list_tables, markdown_table, target_verdict
-from tools.bench_servers import BenchServers, Meter, ServerGone, live_pid
+from tools.bench.facts import load_average, machine_facts, redis_cpu_seconds
+from tools.bench.load import LoadSpec, spec_to_json
+from tools.bench.plan import FULL, QUICK, SCENARIOS, VARIANTS, Step, plan, select
+from tools.bench.profile import ProfilerMissing, finish_sampling, start_sampling
+from tools.bench.report import list_tables, markdown_table, target_verdict
+from tools.bench.servers import BenchServers, Meter, ServerGone, live_pid
 from tools.course import REPO
 from tools.redis_server import PrivateRedis, RedisMissing
 
 OUT = REPO / "docs" / "images" / "bench"
 # A quick run's numbers are rougher: they never replace the full run's that the docs quote.
 QUICK_OUT = Path(tempfile.gettempdir()) / "workshop-bench-quick"
-LOAD_CLIENT = [sys.executable, "-m", "tools.bench_load"]
+LOAD_CLIENT = [sys.executable, "-m", "tools.bench.load"]
 LOAD_TIMEOUT = 180  # seconds for one run of the load client, connections included
 PROFILE_AFTER = 1.0  # seconds for the profiled run's sockets to open before sampling
 
@@ -235,7 +235,7 @@ def write_outputs(results: dict, out: Path, plots: bool) -> None:
     text = json.dumps(results, indent=1, ensure_ascii=False) + "\n"
     (out / "results.json").write_text(text, encoding="utf-8")
     if plots:
-        from tools.bench_plots import draw_all  # matplotlib: only when plotting
+        from tools.bench.plots import draw_all  # matplotlib: only when plotting
 
         draw_all(results, out)
 

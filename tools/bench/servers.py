@@ -16,8 +16,8 @@ import psutil
 
 from shared_tests.servers import Server, ServerFailed, daphne_command
 from tools.course import REPO, load_course
+from tools.grading.project import Project, find_project, load_failure
 from tools.net import free_port
-from tools.project import Project, find_project, load_failure
 
 RSS_SAMPLE_SECONDS = 0.1
 # Run in a variant's environment: its layer settings, and whether hiredis parses replies.
@@ -41,7 +41,7 @@ class Variant:
 
     name: str  # the key in results.json, e.g. "stage5-pubsub"
     label: str  # what the tables show, e.g. "stage 5, RedisPubSubChannelLayer"
-    stage: int | None  # None: the raw `websockets` server (tools/bench_ceiling.py)
+    stage: int | None  # None: the raw `websockets` server (tools/bench/ceiling.py)
     env: tuple[tuple[str, str], ...] = ()  # BENCH_* variables for bench_settings/asgi
     bench_asgi: bool = False  # serve tools/overlay/bench_asgi.py, not the stage's app
 
@@ -85,7 +85,7 @@ class BenchServers:
     def command(self, variant: Variant, port: int) -> tuple[Project, list[str]]:
         if variant.stage is None:
             # The ceiling runs from the repository; it has no settings to load.
-            ceiling = [sys.executable, "-m", "tools.bench_ceiling", "--port", str(port)]
+            ceiling = [sys.executable, "-m", "tools.bench.ceiling", "--port", str(port)]
             return Project(REPO, settings_module=""), ceiling
         copy = self.copy_of(variant.stage)
         project = BenchProject(copy.root, copy.settings_module, variant.env)

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from tools.course import REPO, load_course
+from tools.grading.project import Project, ProjectError, find_project, load_failure
 from tools.pins import pinned_requirements
-from tools.project import Project, ProjectError, find_project, load_failure
 
 DEFAULT_REPORT_DIR = "grade-report"
 

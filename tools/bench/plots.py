@@ -11,8 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
-from tools.bench_plan import SLOW_SECONDS  # noqa: E402
-from tools.bench_report import GOAL, label, runs_of  # noqa: E402
+from tools.bench.plan import SLOW_SECONDS  # noqa: E402
+from tools.bench.report import GOAL, label, runs_of  # noqa: E402
 
 STYLES = {  # variant: (colour, marker)
     "stage4": ("tab:orange", "o"),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from tools.bench_report import GOAL
-from tools.bench_servers import Variant
+from tools.bench.report import GOAL
+from tools.bench.servers import Variant
 
 SLOW_SECONDS = 0.05  # the slow handler's work per message
 SCENARIOS = ("ladder", "slow-handler", "before-after", "burst", "profile")

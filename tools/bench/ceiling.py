@@ -1,7 +1,7 @@
 """The benchmark's ceiling: the chat's protocol on the `websockets` library alone, with no
 Django, Channels or channel layer, so the benchmark can show what those layers cost.
 
-`python -m tools.bench_ceiling --port N` serves ws://127.0.0.1:N/ws/chat/<room>/: every
+`python -m tools.bench.ceiling --port N` serves ws://127.0.0.1:N/ws/chat/<room>/: every
 {"message": "..."} a client sends goes to every client in that room, the sender included.
 """
 

@@ -3,7 +3,7 @@ send time, each client recording every message it receives.
 
 Messages are numbered 0..N-1 and message k is sent by client k mod C: paced, at
 start + k / rate (an even offered load whatever C is), or in a burst, every client sending
-its share back to back. Runs as its own process (`python -m tools.bench_load SPEC_JSON`,
+its share back to back. Runs as its own process (`python -m tools.bench.load SPEC_JSON`,
 one asyncio loop) so the benchmark's own bookkeeping never steals its time; prints one
 JSON line.
 """

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-OVERLAY = Path(__file__).resolve().parent / "overlay"
+OVERLAY = Path(__file__).resolve().parent.parent / "overlay"
 # manage.py's os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
 SETTINGS_IN_MANAGE_PY = re.compile(
     r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']"""
