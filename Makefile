@@ -19,6 +19,8 @@ TO ?=
 DIR ?=
 STRICT ?=
 QUICK ?=
+UNSANDBOXED ?=
+REPORT_DIR ?=
 
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
@@ -30,6 +32,7 @@ help:
 	@echo "make test [STEP=N]           run the shared tests over every stage (or one)"
 	@echo "make diff [FROM=N] TO=M      show a lesson's change between two stages"
 	@echo "make grade STEP=N DIR=path   grade a student's project as stage N (STRICT=1: robustness counts)"
+	@echo "                             in the sandbox (UNSANDBOXED=1 where bwrap cannot run)"
 	@echo "make check DIR=path          how far a student's project gets, stage by stage"
 	@echo "make bench [QUICK=1]         measure sync vs async consumers and channel layers"
 	@echo "make docs                    refresh the code and diffs quoted in docs/"
@@ -63,16 +66,21 @@ diff: diff-args setup
 	@$(PY) -m tools.diff $(TO) $(if $(FROM),--from $(FROM))
 
 test: test-args setup
-	@tools/require.sh redis browser
+	@tools/require.sh redis browser sandbox
 	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP))
 
+# Grading runs students' code: in the sandbox, unless UNSANDBOXED=1 where bwrap cannot run.
+GRADE_OPTIONS = $(if $(STRICT),--strict) $(if $(UNSANDBOXED),--unsandboxed) \
+	$(if $(REPORT_DIR),--report-dir "$(REPORT_DIR)")
+SANDBOX_NEED = $(if $(UNSANDBOXED),,sandbox)
+
 grade: grade-args setup
-	@tools/require.sh redis browser
-	@$(PY) -m tools.grading.grade --stage "$(STEP)" --project "$(DIR)" $(if $(STRICT),--strict)
+	@tools/require.sh redis browser $(SANDBOX_NEED)
+	@$(PY) -m tools.grading.grade --stage "$(STEP)" --project "$(DIR)" $(GRADE_OPTIONS)
 
 check: setup
-	@tools/require.sh redis browser
-	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(if $(STRICT),--strict)
+	@tools/require.sh redis browser $(SANDBOX_NEED)
+	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(GRADE_OPTIONS)
 
 bench: setup
 	@tools/require.sh redis

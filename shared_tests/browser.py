@@ -9,7 +9,9 @@ is open, whatever the page calls it, instead of sleeping.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import tempfile
 from pathlib import Path
 
 from selenium import webdriver
@@ -18,6 +20,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+
+from tools.grading.sandbox import NO_SANDBOX, Sandbox
 
 WAIT = 10  # seconds for anything a page should do (it takes milliseconds)
 WINDOW_SIZE = (840, 560)  # wide enough for the tutorial's 100-column chat log
@@ -55,7 +59,16 @@ class NoBrowser(RuntimeError):
     """No Chromium/Chrome (or its driver) could be started; the message says what to install."""
 
 
-def start_browser() -> WebDriver:
+def sandboxed_driver(driver_path: str, sandbox: Sandbox) -> str:
+    """A script that starts chromedriver (and so Chromium) inside `sandbox`."""
+    script = Path(tempfile.mkdtemp(prefix="workshop-browser-")) / "chromedriver"
+    command = shlex.join(sandbox.wrap_program([driver_path]))
+    script.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+    script.chmod(0o700)
+    return str(script)
+
+
+def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
     options = webdriver.ChromeOptions()
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
@@ -67,6 +80,9 @@ def start_browser() -> WebDriver:
     if binary:
         options.binary_location = binary
     driver_path = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    if driver_path and sandbox.enabled:
+        confined = sandbox.for_browser([binary, driver_path])
+        driver_path = sandboxed_driver(driver_path, confined)
     service = Service(executable_path=driver_path) if driver_path else Service()
     try:
         return webdriver.Chrome(options=options, service=service)

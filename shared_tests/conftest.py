@@ -5,6 +5,7 @@ course.toml checks it at, against that stage's folder, or against a student's pr
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from shared_tests.report import BehaviourReport
 from shared_tests.servers import ServerPool
 from shared_tests.stage_under_test import StageUnderTest
 from tools.course import REPO, load_course
-from tools.grading.project import ProjectError, find_project
+from tools.grading.project import ProjectError, find_project, load_failure
+from tools.grading.report import Report, selected_behaviours
+from tools.grading.sandbox import SandboxUnavailable, make_sandbox
 from tools.redis_server import PrivateRedis, RedisMissing
 
 COURSE = load_course()
@@ -67,6 +70,18 @@ def pytest_addoption(parser):
         default=None,
         help="check only core (tutorial) or only robustness behaviours",
     )
+    group.addoption(
+        "--source-label",
+        default=None,
+        help="how the report names the graded project (its original folder)",
+    )
+    group.addoption(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="run project processes in bubblewrap (auto: when it can run here; CI=true "
+        "and --project need it)",
+    )
 
 
 def pytest_configure(config):
@@ -101,16 +116,34 @@ def pytest_configure(config):
             raise pytest.UsageError(error.args[0]) from None
     config.workshop_stages = sorted(set(stages))
     config.workshop_project = project
-    config.pluginmanager.register(
-        BehaviourReport(
-            COURSE,
-            stages=config.workshop_stages,
-            strict=config.getoption("--strict-score"),
-            report_dir=config.getoption("--report-dir"),
-            project=project,
-        ),
-        "workshop-report",
+    config.workshop_sandbox = sandbox_for(config)
+    report = Report(
+        COURSE,
+        stages=config.workshop_stages,
+        strict=config.getoption("--strict-score"),
+        source=(config.getoption("--source-label") or str(project.root))
+        if project
+        else "",
     )
+    if project is not None:
+        report.notes.append(config.workshop_sandbox.describe())
+    config.workshop_report = report
+    config.workshop_probe_facts = None
+    config.pluginmanager.register(
+        BehaviourReport(report, config.getoption("--report-dir")), "workshop-report"
+    )
+
+
+def sandbox_for(config):
+    """bwrap where it can run; required in CI and for a student's project (the grader says
+    UNSANDBOXED=1 with --sandbox none)."""
+    choice = config.getoption("--sandbox")
+    if choice == "auto" and (IN_CI or config.getoption("--project")):
+        choice = "bwrap"
+    try:
+        return make_sandbox(choice)
+    except SandboxUnavailable as problem:
+        raise pytest.UsageError(f"Cannot sandbox the projects: {problem}.") from None
 
 
 def pytest_generate_tests(metafunc):
@@ -147,6 +180,22 @@ def wanted(config, item) -> bool:
 
 def pytest_collection_modifyitems(config, items):
     keep = [item for item in items if wanted(config, item)]
+    if config.workshop_project is not None and keep:
+        problem = load_problem(config)
+        if problem:  # nothing to run: every behaviour fails, saying why
+            report, stage = config.workshop_report, config.workshop_stages[0]
+            report.cannot_grade = problem
+            report.fail_all(
+                selected_behaviours(
+                    COURSE,
+                    stage,
+                    config.getoption("--kind"),
+                    config.getoption("--behaviour"),
+                ),
+                stage,
+                "not checked: the project does not load",
+            )
+            keep = []
     if len(keep) < len(items):
         config.hook.pytest_deselected(
             items=[item for item in items if item not in keep]
@@ -154,12 +203,27 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
+def load_problem(config) -> str | None:
+    """Load the graded project once, in the sandbox, before any test: why it cannot load, or
+    None (its facts are then kept for the tests)."""
+    sandbox = config.workshop_sandbox
+    with tempfile.TemporaryDirectory(prefix="workshop-probe-") as scratch:
+        copy = config.workshop_project.copy_to(Path(scratch) / "project")
+        sandbox.prepare(copy.root)
+        facts = copy.probe(sandbox)
+    config.workshop_probe_facts = facts
+    return load_failure(facts)
+
+
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
-def server_pool(tmp_path_factory):
-    pool = ServerPool(tmp_path_factory.mktemp("server-logs"))
+def server_pool(request, tmp_path_factory):
+    pool = ServerPool(
+        tmp_path_factory.mktemp("server-logs"), request.config.workshop_sandbox
+    )
     yield pool
     pool.stop_all()
+    request.config.workshop_report.notes.extend(pool.deaths)
 
 
 def running_private_redis():
@@ -197,6 +261,7 @@ def stages_under_test(request, tmp_path_factory, server_pool):
                 workdir=tmp_path_factory.mktemp(f"stage{number}"),
                 pool=server_pool,
                 redis_url=redis_url,
+                facts=config.workshop_probe_facts,
             )
         return cache[number]
 
@@ -223,8 +288,13 @@ def stage_project(stages_under_test, stage) -> StageUnderTest:
 
 @pytest.fixture
 def server(stage_project):
-    """The stage's daphne server (one per stage for the whole session)."""
-    return stage_project.server
+    """The stage's daphne server (one per stage for the whole session). A server that died
+    fails the test at once, saying why, instead of after every client's timeout."""
+    server = stage_project.server
+    death = server.death()
+    if death:
+        pytest.fail(death, pytrace=False)
+    return server
 
 
 @pytest.fixture
@@ -234,10 +304,10 @@ def own_redis():
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(request):
     """One headless Chromium per test module; tests open the windows they need."""
     try:
-        driver = start_browser()
+        driver = start_browser(request.config.workshop_sandbox)
     except NoBrowser as missing:
         missing_prerequisite(str(missing))
     yield driver

@@ -1,10 +1,13 @@
 """Real server processes for the tests: daphne (what `runserver` runs once daphne is installed)
-serving a project copy on a free port, with its output in a log file the tests can read."""
+serving a project copy on a free port, in the sandbox, with its output in a log file the tests
+can read."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +18,7 @@ from mirakuru import TCPExecutor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
 from tools.grading.project import Project
+from tools.grading.sandbox import NO_SANDBOX, Sandbox
 from tools.net import HOST, free_port
 
 STARTUP_TIMEOUT = 60
@@ -85,14 +89,19 @@ class Server(Endpoint):
         port: int,
         log_path: Path,
         redis_url: str | None,
+        sandbox: Sandbox = NO_SANDBOX,
     ):
         self.project = project
         self.port = port
         self.log_path = log_path
         self.redis_url = redis_url
+        self.sandbox = sandbox
+        self._stopped_by_us = False
+        self._out_of_time = False
+        self._wall_clock: threading.Timer | None = None
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._executor = TCPExecutor(
-            command,
+            sandbox.wrap(command, project.root),
             host=HOST,
             port=self.port,
             cwd=str(project.root),
@@ -100,6 +109,7 @@ class Server(Endpoint):
             stdout=self._log,
             stderr=subprocess.STDOUT,
             timeout=STARTUP_TIMEOUT,
+            popen_kwargs={"stdin": subprocess.DEVNULL},
         )
 
     # -- life cycle -------------------------------------------------------------------------
@@ -107,19 +117,42 @@ class Server(Endpoint):
         try:
             self._executor.start()
         except (ProcessExitedWithError, TimeoutExpired) as error:
+            self._kill()
             reason = (
                 "exited"
                 if isinstance(error, ProcessExitedWithError)
                 else "did not open its port"
             )
+            limit = self.limit_hit()
             raise ServerFailed(
-                f"the server {reason} while starting: {self.last_log_line()}"
+                f"the server {reason} while starting: "
+                + (limit or self.last_log_line())
             ) from None
+        if self.sandbox.enabled:
+            self._wall_clock = threading.Timer(
+                self.sandbox.limits.wall_seconds, self._out_of_wall_time
+            )
+            self._wall_clock.daemon = True
+            self._wall_clock.start()
         return self
+
+    def _out_of_wall_time(self) -> None:
+        self._out_of_time = True
+        self._kill()
+
+    def _kill(self) -> None:
+        process = self._executor.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def stop(self) -> None:
         """Stop the process (any exit code is fine: CPython 3.11.7 can crash while finalizing
-        asyncio, python/cpython#113566, fixed in 3.11.8)."""
+        asyncio, python/cpython#113566, fixed in 3.11.8). In the sandbox, bwrap's end is the
+        end of every process inside."""
+        self._stopped_by_us = True
+        if self._wall_clock is not None:
+            self._wall_clock.cancel()
         process = self._executor.process
         if process is not None and process.poll() is None:
             process.terminate()
@@ -129,6 +162,54 @@ class Server(Endpoint):
                 process.kill()
                 process.wait()
         self._log.close()
+
+    # -- what happened to it ----------------------------------------------------------------
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code once it exited on its own (None while it runs or once we stopped it)."""
+        process = self._executor.process
+        if process is None or self._stopped_by_us:
+            return None
+        return process.poll()
+
+    def limit_hit(self) -> str | None:
+        """Which sandbox limit stopped it, in words (None: none that shows)."""
+        limits = self.sandbox.limits
+        if not self.sandbox.enabled:
+            return None
+        if self._out_of_time:
+            return f"it ran longer than the wall-time limit ({limits.wall_seconds} s)"
+        if self.log_path.stat().st_size >= limits.output_bytes:
+            return (
+                f"it wrote the output limit ({limits.output_bytes // 2**20} MB) of log"
+            )
+        code = self._executor.process.poll() if self._executor.process else None
+        if code == 128 + signal.SIGXCPU:
+            return f"it used the CPU-time limit ({limits.cpu_seconds} s)"
+        if (
+            code == 128 + signal.SIGKILL
+        ):  # not ours: the hard CPU limit, or out of memory
+            return (
+                f"it was killed: the CPU-time limit ({limits.cpu_seconds} s) or memory"
+            )
+        tail = self.log_tail()
+        if "MemoryError" in tail:
+            return f"it hit the memory limit ({limits.memory_bytes // 2**20} MB)"
+        if "Resource temporarily unavailable" in tail and "fork" in tail:
+            return f"it hit the process limit ({limits.processes} processes)"
+        return None
+
+    def death(self) -> str | None:
+        """Why a server that should be serving is not, in one line (None: it runs)."""
+        code = self.exit_code
+        if code is None:
+            return None
+        limit = self.limit_hit()
+        if limit:
+            return f"the server was stopped by the sandbox: {limit}"
+        if code == 0:
+            return "the server exited on its own (code 0) while it should be serving"
+        return f"the server died (exit code {code}): {self.last_log_line()}"
 
     @property
     def pid(self) -> int | None:
@@ -147,17 +228,28 @@ class Server(Endpoint):
             log.seek(mark)
             return log.read().decode("utf-8", "replace")
 
+    def log_tail(self, size: int = 16 * 1024) -> str:
+        with open(self.log_path, "rb") as log:
+            log.seek(max(0, self.log_path.stat().st_size - size))
+            return log.read().decode("utf-8", "replace")
+
     def last_log_line(self) -> str:
-        lines = [line for line in self.log_since().splitlines() if line.strip()]
-        return lines[-1].strip() if lines else "(no output)"
+        lines = [line for line in self.log_tail().splitlines() if line.strip()]
+        return lines[-1].strip()[:300] if lines else "(no output)"
 
 
 class ServerPool:
-    """Starts servers on demand and stops every one of them at the end of the session."""
+    """Starts servers on demand (in the sandbox) and stops every one of them at the end of
+    the session; remembers the ones that died on their own, for the report."""
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, sandbox: Sandbox = NO_SANDBOX):
         self.log_dir = log_dir
+        self.sandbox = sandbox
         self._servers: list[Server] = []
+        self._count = 0
+        self.deaths: list[
+            str
+        ] = []  # "stage5: the server was stopped by the sandbox: ..."
 
     def start(
         self, project: Project, target: str | None, redis_url: str | None, name: str
@@ -167,16 +259,29 @@ class ServerPool:
         command = (
             runserver_command(port) if target is None else daphne_command(target, port)
         )
-        log_path = self.log_dir / f"{name}-{len(self._servers)}.log"
-        server = Server(project, command, port, log_path, redis_url)
+        self._count += 1
+        log_path = self.log_dir / f"{name}-{self._count}.log"
+        server = Server(project, command, port, log_path, redis_url, self.sandbox)
+        server.name = name
         self._servers.append(server)
-        return server.start()
+        try:
+            return server.start()
+        except ServerFailed as failure:
+            self.deaths.append(f"{name}: {failure}")
+            raise
 
     def stop(self, server: Server) -> None:
+        self._note_death(server)
         server.stop()
         self._servers.remove(server)
 
     def stop_all(self) -> None:
         for server in self._servers:
+            self._note_death(server)
             server.stop()
         self._servers.clear()
+
+    def _note_death(self, server: Server) -> None:
+        death = server.death()
+        if death:
+            self.deaths.append(f"{server.name}: {death}")

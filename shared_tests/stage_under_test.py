@@ -22,6 +22,7 @@ class StageUnderTest:
         workdir: Path,
         pool: ServerPool,
         redis_url: Callable[[int], str],
+        facts: dict | None = None,
     ):
         self.number = number
         self.source = source
@@ -29,7 +30,7 @@ class StageUnderTest:
         self._pool = pool
         self._redis_url = redis_url
         self._project: Project | None = None
-        self._facts: dict | None = None
+        self._facts = facts  # what an earlier probe of the same code found
         self._server: Server | None = None
         self._server_failure: AssertionError | None = None
 
@@ -38,13 +39,18 @@ class StageUnderTest:
         """The private copy every process of this stage runs in."""
         if self._project is None:
             self._project = self.source.copy_to(self.workdir / "project")
+            self.sandbox.prepare(self._project.root)
         return self._project
+
+    @property
+    def sandbox(self):
+        return self._pool.sandbox
 
     @property
     def facts(self) -> dict:
         """What tools/overlay/workshop_probe.py found (ASGI app, consumers, channel layers)."""
         if self._facts is None:
-            self._facts = self.project.probe()
+            self._facts = self.project.probe(self.sandbox)
         failure = load_failure(self._facts)
         if failure:
             raise ProjectDoesNotLoad(failure)

@@ -87,8 +87,9 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 # ---------------------------------------------------------------------------- real projects
 def test_pristine_stage_gets_full_marks_through_make_and_is_left_untouched(tmp_path):
-    """`make grade STEP=3 DIR="<path with spaces>"` gives full marks (core and robustness),
-    writes junit.xml and results.json, and writes nothing into the graded folder."""
+    """`make grade STEP=3 DIR="<path with spaces>"` gives full marks (core and robustness)
+    in the sandbox, writes its reports into grade-report/<folder name>/ and names all three,
+    and writes nothing into the graded folder."""
     project = copy_stage(3, tmp_path, "my project")
     before = snapshot(project)
     report_dir = tmp_path / "report"
@@ -109,10 +110,13 @@ def test_pristine_stage_gets_full_marks_through_make_and_is_left_untouched(tmp_p
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    results = json.loads((REPO / "grade-report" / "results.json").read_text())
+    reports = REPO / "grade-report" / "my project"
+    results = json.loads((reports / "results.json").read_text())
     assert results["score"] == results["max_score"] > 0
-    assert (REPO / "grade-report" / "junit.xml").is_file()
+    for name in ("report.txt", "results.json", "junit.xml"):
+        assert str(reports / name) in result.stdout, f"make grade does not name {name}"
     assert "score: " in result.stdout and "FAIL" not in result.stdout
+    assert "Sandbox: bubblewrap" in result.stdout
     assert snapshot(project) == before, "grading wrote into the student's folder"
     assert not report_dir.exists()
 

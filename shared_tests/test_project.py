@@ -1,22 +1,20 @@
 """The project as Django sees it: system checks pass, and `runserver` is Daphne's ASGI server."""
 
-import subprocess
 import sys
 
 import pytest
+
+CHECK_TIMEOUT = 60
 
 
 @pytest.mark.behaviour("manage_check")
 def test_manage_py_check_reports_no_issues(stage_project):
     """`python manage.py check` exits 0 and reports no issues."""
-    project = stage_project.project
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=project.root,
-        env=project.environment(),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = stage_project.project.run(
+        [sys.executable, "manage.py", "check"], stage_project.sandbox, CHECK_TIMEOUT
+    )
+    assert result.returncode is not None, (
+        f"`manage.py check` was still running after {CHECK_TIMEOUT} s and was stopped"
     )
     complaint = (result.stderr.strip().splitlines() or ["no output"])[-1]
     assert result.returncode == 0, f"`manage.py check` failed: {complaint}"

@@ -3,7 +3,7 @@
 # with apt-get when we run as root on Debian/Ubuntu; otherwise print ONE line saying what to
 # install, and fail (a missing browser outside CI is only a warning: browser tests skip).
 #
-# Usage: tools/require.sh [python] [redis] [browser]
+# Usage: tools/require.sh [python] [redis] [browser] [sandbox]
 set -uo pipefail
 
 PYTHON=${PYTHON:-python3}
@@ -59,11 +59,19 @@ require_browser() {
   echo "warning: no Chromium/Chrome found, so the browser tests will be skipped: $how." >&2
 }
 
+# The grading sandbox: bubblewrap, and util-linux's setpriv and prlimit (on every Debian).
+require_sandbox() {
+  command -v bwrap >/dev/null 2>&1 && return 0
+  apt_install bubblewrap && command -v bwrap >/dev/null 2>&1 && return 0
+  fail "bubblewrap is not installed, and grading runs students' code in it: run sudo apt-get install bubblewrap (Debian/Ubuntu); elsewhere pass UNSANDBOXED=1."
+}
+
 for need in "$@"; do
   case "$need" in
     python) require_python ;;
     redis) require_redis ;;
     browser) require_browser ;;
-    *) fail "tools/require.sh: unknown requirement '$need' (python, redis or browser)." ;;
+    sandbox) require_sandbox ;;
+    *) fail "tools/require.sh: unknown requirement '$need' (python, redis, browser or sandbox)." ;;
   esac
 done

@@ -1,32 +1,34 @@
 """`make grade STEP=N DIR=path`: grade a student's project as stage N with the shared tests.
 `make check DIR=path`: run the stages in order against it and say how far it gets.
 
-The project is never written to: the tests run on a copy, with the workshop's pinned packages
-(a requirements.txt in the project is ignored) and a private Redis that the project's own
-channel-layer settings are pointed at (tools/overlay/workshop_settings.py).
+The project is never written to: the tests run on a private copy, in the sandbox, with the
+workshop's pinned packages (a requirements.txt in the project is ignored) and a private Redis
+that the project's own channel-layer settings are pointed at (tools/overlay/workshop_settings.py).
+How a run is made trustworthy: tools/grading/harness.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from tools.course import REPO, load_course
-from tools.grading.project import Project, ProjectError, find_project, load_failure
+from tools.grading.harness import (
+    EXIT_UNUSABLE,
+    RUN_TIME_LIMIT,
+    RunOptions,
+    clear_reports,
+    grade_project,
+)
+from tools.grading.project import Project, ProjectError, find_project
+from tools.grading.report import Report, selected_behaviours
+from tools.grading.sandbox import sandbox_problem
 from tools.pins import pinned_requirements
 
-DEFAULT_REPORT_DIR = "grade-report"
-
-
-class TestsDidNotRun(RuntimeError):
-    """pytest ended without writing results.json; the message quotes its last line."""
-
-
-EXIT_PASSED, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+REPORTS_ROOT = REPO / "grade-report"
+EXIT_PASSED, EXIT_FAILED = 0, 1
 
 
 def parse_args(argv):
@@ -35,12 +37,25 @@ def parse_args(argv):
     parser.add_argument("--stage", type=int, help="grade as this stage")
     parser.add_argument("--check", action="store_true", help="run every stage in order")
     parser.add_argument("--strict", action="store_true", help="robustness counts too")
-    parser.add_argument("--report-dir", default=DEFAULT_REPORT_DIR)
+    parser.add_argument(
+        "--report-dir", help="default: grade-report/<the project's folder name>"
+    )
     parser.add_argument(
         "--behaviour", action="append", default=[], help="grade only this behaviour"
     )
     parser.add_argument(
         "--kind", choices=("core", "robustness"), help="grade only core or robustness"
+    )
+    parser.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="grade without the sandbox where bwrap cannot run (the report says so)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=RUN_TIME_LIMIT,
+        help="seconds one stage's run may take",
     )
     args = parser.parse_args(argv)
     if args.stage is None and not args.check:
@@ -61,99 +76,82 @@ def environment_note(project: Project) -> str:
     return note
 
 
-def load_problem(project: Project) -> str | None:
-    """Why the project cannot even load (settings or ASGI application), or None."""
-    with tempfile.TemporaryDirectory(prefix="workshop-probe-") as scratch:
-        facts = project.copy_to(Path(scratch) / "project").probe()
-    return load_failure(facts)
+def default_report_dir(folder: str) -> Path:
+    """grade-report/<folder name>: two projects graded one after the other keep both."""
+    name = Path(folder).expanduser().resolve().name or "project"
+    return REPORTS_ROOT / name
 
 
-def write_unusable(
-    report_dir: Path, stage: int | None, reason: str, strict: bool
-) -> None:
-    """results.json for a project that could not be graded at all: zero, and why."""
+def options_from(args, project: Project, stage: int, behaviours=()) -> RunOptions:
+    return RunOptions(
+        label=str(project.root),
+        stage=stage,
+        strict=args.strict,
+        kind=args.kind,
+        behaviours=tuple(behaviours or args.behaviour),
+        sandboxed=not args.unsandboxed,
+        time_limit=args.time_limit,
+    )
+
+
+def refusal(args) -> str | None:
+    """Why grading cannot start here (no student code has run yet), or None."""
+    if args.unsandboxed:
+        return None
+    problem = sandbox_problem()
+    if problem:
+        return (
+            f"the sandbox cannot run here: {problem}. Grading runs the student's code; "
+            "pass UNSANDBOXED=1 to grade without the sandbox (the report will say so)"
+        )
+    return None
+
+
+def cannot_grade(args, report_dir: Path, stage: int | None, reason: str) -> int:
+    """One line, and reports that score 0 and say why (each behaviour failed, not checked)."""
+    print(f"Cannot grade {args.project}: {reason}")
     course = load_course()
-    max_score = 0
-    if stage is not None:
-        max_score = sum(
-            b.points
-            for b in course.behaviours
-            if b.checked_at(stage) and b.counts(strict)
-        )
-    report_dir.mkdir(parents=True, exist_ok=True)
-    results = {
-        "score": 0,
-        "max_score": max_score,
-        "passed": False,
-        "output": f"Cannot grade: {reason}",
-        "tests": [],
-    }
-    (report_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (report_dir / "report.txt").write_text(f"Cannot grade: {reason}\n")
-
-
-def run_stage(
-    project: Project, stage: int, report_dir: Path, args, kind=None, behaviours=()
-) -> dict:
-    """Run the shared tests for one stage against the project; return results.json."""
-    report_dir.mkdir(parents=True, exist_ok=True)
-    results_file = report_dir / "results.json"
-    results_file.unlink(missing_ok=True)  # never report an earlier run's results
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(REPO / "shared_tests"),
-        "--project",
-        str(project.root),
-        "--stage",
-        str(stage),
-        "--report-dir",
-        str(report_dir),
-        f"--junitxml={report_dir / 'junit.xml'}",
-        "-o",
-        "addopts=",
-        "-q",
-        "--tb=short",
-        "-p",
-        "no:cacheprovider",
-        f"--rootdir={REPO}",
-    ]
-    command += ["--strict-score"] if args.strict else []
-    command += ["--kind", kind] if kind else []
-    for behaviour in behaviours or args.behaviour:
-        command += ["--behaviour", behaviour]
-    with open(report_dir / "pytest.log", "w", encoding="utf-8") as log:
-        subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    if not results_file.is_file():
-        tail = (
-            (report_dir / "pytest.log").read_text(encoding="utf-8").strip().splitlines()
-        )
-        raise TestsDidNotRun(
-            f"the tests did not run: {tail[-1] if tail else 'no output'}"
-        )
-    return json.loads(results_file.read_text(encoding="utf-8"))
+    stages = [stage] if stage in [s.number for s in course.stages] else []
+    report = Report(course, stages, args.strict, str(args.project))
+    report.cannot_grade = reason
+    for number in stages:
+        behaviours = selected_behaviours(course, number, args.kind, args.behaviour)
+        report.fail_all(behaviours, number, f"not checked: {reason}")
+    report.write(report_dir)
+    return EXIT_UNUSABLE
 
 
 def grade(args) -> int:
-    report_dir = Path(args.report_dir).resolve()
+    report_dir = (
+        Path(args.report_dir) if args.report_dir else default_report_dir(args.project)
+    ).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    clear_reports(report_dir)
     try:
         project = find_project(args.project)
-        problem = load_problem(project)
     except ProjectError as error:
-        project, problem = None, str(error)
+        return cannot_grade(args, report_dir, args.stage, str(error))
+    problem = refusal(args)
     if problem:
-        print(f"Cannot grade {args.project}: {problem}")
-        write_unusable(report_dir, args.stage, problem, args.strict)
-        return EXIT_UNUSABLE
+        return cannot_grade(args, report_dir, args.stage, problem)
     stage = load_course().stage(args.stage)
     print(f"Grading {project.root} as stage {stage.number} ({stage.title}) ...")
     print(environment_note(project), flush=True)
-    results = run_stage(project, stage.number, report_dir, args, kind=args.kind)
+    with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch:
+        try:
+            copy = project.copy_to(Path(scratch) / project.root.name)
+        except ProjectError as error:
+            return cannot_grade(args, report_dir, args.stage, str(error))
+        run = grade_project(copy, options_from(args, project, stage.number), report_dir)
     print()
     print((report_dir / "report.txt").read_text(encoding="utf-8"))
-    print(f"Reports: {report_dir / 'results.json'}, {report_dir / 'junit.xml'}")
-    return EXIT_PASSED if results["passed"] else EXIT_FAILED
+    print("Reports:")
+    for name in ("report.txt", "results.json", "junit.xml"):
+        if (report_dir / name).is_file():
+            print(f"  {report_dir / name}")
+    if run.void:
+        print(run.results["output"], file=sys.stderr)
+    return run.exit_code
 
 
 def first_failure(results: dict) -> dict | None:
@@ -179,7 +177,7 @@ def check(args) -> int:
     """Every stage in order; stop at the first one the project does not pass."""
     try:
         project = find_project(args.project)
-        problem = load_problem(project)
+        problem = refusal(args)
     except ProjectError as error:
         problem = str(error)
     if problem:
@@ -190,16 +188,23 @@ def check(args) -> int:
     print(environment_note(project), flush=True)
     reached = 0
     with tempfile.TemporaryDirectory(prefix="workshop-check-") as scratch:
+        try:
+            copy = project.copy_to(Path(scratch) / project.root.name)
+        except ProjectError as error:
+            print(f"Cannot check {args.project}: {error}")
+            return EXIT_UNUSABLE
         for stage in course.stages:
             kind = None if args.strict else "core"
-            results = run_stage(
-                project,
-                stage.number,
+            behaviours = settled_behaviours(course, stage.number, kind)
+            run = grade_project(
+                copy,
+                options_from(args, project, stage.number, behaviours),
                 Path(scratch) / f"stage{stage.number}",
-                args,
-                behaviours=settled_behaviours(course, stage.number, kind),
             )
-            failure = first_failure(results)
+            if run.exit_code == EXIT_UNUSABLE or run.void:
+                print(f"Cannot check {args.project}: {run.results['output']}")
+                return run.exit_code
+            failure = first_failure(run.results)
             if failure is None:
                 print(f"  stage {stage.number}  passed  {stage.title}")
                 reached = stage.number
@@ -223,11 +228,7 @@ def check(args) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return check(args) if args.check else grade(args)
-    except TestsDidNotRun as error:
-        print(f"Cannot grade {args.project}: {error} (full output: pytest.log)")
-        return EXIT_UNUSABLE
+    return check(args) if args.check else grade(args)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,22 @@
 """A Django project folder as the suite and the grader use it: found from its manage.py, copied
 to a private folder (the original is never written to), and loaded with the workshop's settings
-overlay (tools/overlay/workshop_settings.py)."""
+overlay (tools/overlay/workshop_settings.py), in the sandbox when it is a student's."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.grading.sandbox import NO_SANDBOX, Sandbox
 
 OVERLAY = Path(__file__).resolve().parent.parent / "overlay"
 # manage.py's os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
@@ -30,6 +35,13 @@ NOT_COPIED = (
     "node_modules",
     "grade-report",
 )
+# A submission bigger than this is not a chat project (or it carries its virtualenv).
+MAX_PROJECT_BYTES = 100 * 1024 * 1024
+MAX_PROJECT_FILES = 20_000
+PROBE_TIMEOUT = 60  # seconds to import settings and the ASGI application
+# What a project process inherits from the grader's environment (nothing else: no tokens,
+# no paths to the grader's files).
+INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 class ProjectError(Exception):
@@ -47,8 +59,10 @@ class Project:
 
     def environment(self, redis_url: str | None = None) -> dict[str, str]:
         """Environment for a process that runs this project with the workshop's overlay."""
-        env = dict(os.environ)
+        env = {k: os.environ[k] for k in INHERITED_VARIABLES if k in os.environ}
+        env.setdefault("LANG", "C.UTF-8")
         env.update(
+            HOME="/tmp",
             DJANGO_SETTINGS_MODULE="workshop_settings",
             WORKSHOP_PROJECT_SETTINGS=self.settings_module,
             PYTHONPATH=os.pathsep.join([str(self.root), str(OVERLAY)]),
@@ -61,30 +75,52 @@ class Project:
 
     def copy_to(self, destination: Path) -> Project:
         """Copy the project's code (no caches or databases) and return the copy."""
-        shutil.copytree(
-            self.root,
-            destination,
-            ignore=shutil.ignore_patterns(*NOT_COPIED),
-            symlinks=True,
-        )
+        copy_tree(self.root, destination)
         return Project(destination, self.settings_module)
 
-    def probe(self, timeout: float = 60) -> dict:
-        """Load the project in a subprocess (tools/overlay/workshop_probe.py) and return its facts."""
-        result = subprocess.run(
-            [sys.executable, str(OVERLAY / "workshop_probe.py")],
-            cwd=self.root,
-            env=self.environment(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+    def run(
+        self, argv: list[str], sandbox: Sandbox, timeout: float, redis_url=None
+    ) -> Completed:
+        """Run `argv` in this project (in the sandbox) and wait, at most `timeout` seconds.
+        Output goes to files, not pipes: a flood is capped by the sandbox's output limit and
+        never fills the grader's memory."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            process = subprocess.Popen(
+                sandbox.wrap(argv, self.root),
+                cwd=self.root,
+                env=self.environment(redis_url),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+            try:
+                returncode = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()  # bwrap's end ends every process of the sandbox
+                process.wait()
+                returncode = None
+            return Completed(returncode, tail(out), tail(err))
+
+    def probe(self, sandbox: Sandbox = NO_SANDBOX, timeout=PROBE_TIMEOUT) -> dict:
+        """Load the project in a subprocess (tools/overlay/workshop_probe.py) and return its
+        facts. They come from inside the student's process, so they are only hints."""
+        result = self.run(
+            [sys.executable, str(OVERLAY / "workshop_probe.py")], sandbox, timeout
         )
+        if result.returncode is None:
+            return probe_failure(
+                f"it was still loading after {timeout:g} s (a settings.py or module that "
+                "sleeps or loops forever?) and was stopped"
+            )
         last_line = (result.stdout.strip().splitlines() or [""])[-1]
         try:
-            return json.loads(last_line)
+            facts = json.loads(last_line)
         except json.JSONDecodeError:
-            detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            return {"ok": False, "phase": "settings", "error": detail, "where": ""}
+            facts = None
+        if isinstance(facts, dict) and "ok" in facts:
+            return facts
+        detail = (result.stderr.strip().splitlines() or [""])[-1]
+        return probe_failure(detail or exit_description(result.returncode))
 
     def asgi_target(self, asgi_application: str | None) -> str:
         """The module:attribute daphne serves, from ASGI_APPLICATION or the settings package."""
@@ -95,16 +131,82 @@ class Project:
         return f"{package}.asgi:application"
 
 
+@dataclass(frozen=True)
+class Completed:
+    returncode: int | None  # None: stopped at its time limit
+    stdout: str  # the last 64 KB of each
+    stderr: str
+
+
+def tail(file, limit: int = 64 * 1024) -> str:
+    file.seek(0, os.SEEK_END)
+    file.seek(max(0, file.tell() - limit))
+    return file.read().decode("utf-8", "replace")
+
+
+def exit_description(returncode: int) -> str:
+    """What an exit code says, in words (bwrap reports a signal as 128 + its number)."""
+    if returncode == 0:
+        return "it exited (code 0) without a word while loading"
+    signal_number = -returncode if returncode < 0 else returncode - 128
+    if signal_number > 0:
+        return f"it was killed by signal {signal_number} while loading"
+    return f"it exited with code {returncode} while loading"
+
+
+def probe_failure(error: str) -> dict:
+    return {"ok": False, "phase": "load", "error": error, "where": ""}
+
+
 def load_failure(facts: dict) -> str | None:
     """Why a project did not load, as one sentence, from Project.probe()'s facts (None: it
     loaded)."""
     if facts["ok"]:
         return None
     where = f" ({facts['where']})" if facts.get("where") else ""
-    what = (
-        "its settings" if facts.get("phase") == "settings" else "its ASGI application"
-    )
+    phase = facts.get("phase")
+    if phase == "load":
+        return f"the project does not load: {facts['error']}{where}."
+    what = "its settings" if phase == "settings" else "its ASGI application"
     return f"the project does not load: {what} raised {facts['error']}{where}."
+
+
+def ignored(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in NOT_COPIED)
+
+
+def copy_tree(source: Path, destination: Path) -> None:
+    """Copy a project's regular files, folders and symlinks (as links, never followed); skip
+    anything else (pipes, devices) and refuse a tree too big to be a chat project."""
+    total_bytes = total_files = 0
+    for root, folders, files in os.walk(source):
+        here = Path(root)
+        target = destination / here.relative_to(source)
+        target.mkdir(parents=True, exist_ok=True)
+        folders[:] = [f for f in folders if not ignored(f)]
+        for name in [f for f in folders if (here / f).is_symlink()]:
+            folders.remove(name)  # os.walk does not enter them; copy the link itself
+            files.append(name)
+        for name in files:
+            if ignored(name):
+                continue
+            path, copy = here / name, target / name
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                os.symlink(os.readlink(path), copy)
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            total_bytes += info.st_size
+            total_files += 1
+            if total_bytes > MAX_PROJECT_BYTES or total_files > MAX_PROJECT_FILES:
+                raise ProjectError(
+                    f"{source} holds more than {MAX_PROJECT_BYTES // 2**20} MB or "
+                    f"{MAX_PROJECT_FILES} files: a virtualenv or data inside the project? "
+                    "Leave them out."
+                )
+            shutil.copyfile(path, copy)
+            os.chmod(copy, 0o755 if info.st_mode & 0o100 else 0o644)
 
 
 def find_project(folder: str | os.PathLike) -> Project:

@@ -1,0 +1,203 @@
+"""One grading run: the shared tests for one stage against a copy of a student's project.
+
+What makes the score trustworthy:
+- the test session runs in a network namespace of its own (only a loopback, shared with its
+  servers, Redis and Chromium) and starts every student process in the sandbox
+  (tools/grading/sandbox.py);
+- the test process is hardened the way Python and pytest allow: isolated mode (`-I`: no
+  PYTHON* variables, no user site, not the current folder on sys.path), no plugin autoload,
+  no cache, conftest files only from shared_tests/, tests only from shared_tests/;
+- it writes its results into a private folder; the report folder is cleared before the run
+  and written by this process only after every student process is gone;
+- the grader's own files are fingerprinted before and after: a run that changed them is void;
+- the run has a wall-time limit; a run that cannot finish still ends in a report saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.course import REPO, load_course
+from tools.grading.integrity import changed_files, fingerprint
+from tools.grading.project import Project
+from tools.grading.report import Report, selected_behaviours
+from tools.grading.sandbox import network_namespace
+
+REPORT_FILES = ("results.json", "report.txt", "junit.xml", "pytest.log")
+RUN_TIME_LIMIT = (
+    600  # seconds for one stage's tests; a pristine stage 5 takes about one
+)
+EXIT_PASSED, EXIT_FAILED, EXIT_UNUSABLE, EXIT_VOID = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    stage: int
+    strict: bool = False
+    kind: str | None = None
+    behaviours: tuple[str, ...] = ()
+    sandboxed: bool = True  # False: UNSANDBOXED=1, said in the report
+    time_limit: float = RUN_TIME_LIMIT
+    label: str = ""  # the project as the report names it (its original folder)
+
+
+@dataclass
+class RunResult:
+    results: dict
+    seconds: float
+    void: list[str] = field(default_factory=list)  # grader files the run changed
+
+    @property
+    def exit_code(self) -> int:
+        if self.void:
+            return EXIT_VOID
+        if self.results.get("cannot_grade"):
+            return EXIT_UNUSABLE
+        return EXIT_PASSED if self.results["passed"] else EXIT_FAILED
+
+
+def clear_reports(report_dir: Path) -> None:
+    """Remove every report file an earlier run left: none can survive into this one."""
+    for name in REPORT_FILES:
+        (report_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(report_dir / "screenshots", ignore_errors=True)
+
+
+def pytest_command(project: Project, options: RunOptions, work: Path) -> list[str]:
+    command = [
+        sys.executable,
+        "-I",  # isolated: no PYTHON* variables, no user site, no current folder
+        "-B",
+        "-X",
+        f"pycache_prefix={work / 'pycache'}",  # never the checkout's bytecode
+        "-m",
+        "pytest",
+        str(REPO / "shared_tests"),
+        f"--rootdir={REPO}",
+        "-c",
+        str(REPO / "pyproject.toml"),
+        f"--confcutdir={REPO / 'shared_tests'}",
+        "-o",
+        "addopts=",
+        "-p",
+        "no:cacheprovider",
+        f"--basetemp={work / 'tmp'}",
+        "-q",
+        "--tb=short",
+        "--project",
+        str(project.root),
+        "--stage",
+        str(options.stage),
+        "--report-dir",
+        str(work / "results"),
+        f"--junitxml={work / 'results' / 'junit.xml'}",
+        "--sandbox",
+        "bwrap" if options.sandboxed else "none",
+    ]
+    command += ["--source-label", options.label] if options.label else []
+    command += ["--strict-score"] if options.strict else []
+    command += ["--kind", options.kind] if options.kind else []
+    for behaviour in options.behaviours:
+        command += ["--behaviour", behaviour]
+    return network_namespace(command) if options.sandboxed else command
+
+
+def run_session(command: list[str], log_path: Path, time_limit: float) -> str | None:
+    """Run the test session; None when it ended by itself, else why it was stopped."""
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    with open(log_path, "wb") as log:
+        session = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # one process group: stopped as one
+        )
+        try:
+            session.wait(time_limit)
+            return None
+        except subprocess.TimeoutExpired:
+            os.killpg(session.pid, signal.SIGKILL)
+            session.wait()
+            return f"the run did not finish within its time limit ({time_limit:g} s)"
+
+
+def last_line(log_path: Path) -> str:
+    lines = [
+        line
+        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.strip()
+    ]
+    return lines[-1].strip()[:300] if lines else "no output"
+
+
+def unfinished_report(project: Project, options: RunOptions, reason: str) -> Report:
+    """The report of a run that could not finish: each behaviour failed, saying why."""
+    course = load_course()
+    label = options.label or str(project.root)
+    report = Report(course, [options.stage], options.strict, label)
+    behaviours = selected_behaviours(
+        course, options.stage, options.kind, options.behaviours
+    )
+    report.fail_all(behaviours, options.stage, f"not checked: {reason}")
+    report.notes.append(f"The run was stopped: {reason}.")
+    return report
+
+
+def grade_project(project: Project, options: RunOptions, report_dir: Path) -> RunResult:
+    """Grade `project` (already a private copy) as options.stage; write the reports into
+    report_dir (cleared first) and return the results."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    clear_reports(report_dir)
+    started = time.monotonic()
+    before = fingerprint()
+    with tempfile.TemporaryDirectory(prefix="workshop-run-") as scratch:
+        work = Path(scratch)
+        (work / "results").mkdir()
+        log_path = work / "pytest.log"
+        stopped = run_session(
+            pytest_command(project, options, work), log_path, options.time_limit
+        )
+        results_file = work / "results" / "results.json"
+        if stopped is None and results_file.is_file():
+            results = json.loads(results_file.read_text(encoding="utf-8"))
+            finished = work / "results"
+        else:
+            reason = stopped or f"the test session ended early ({last_line(log_path)})"
+            unfinished_report(project, options, reason).write(work / "results")
+            results = json.loads(results_file.read_text(encoding="utf-8"))
+            finished = work / "results"
+        void = changed_files(before, fingerprint())
+        if void:
+            results = void_results(results, void)
+            results_file.write_text(json.dumps(results, indent=2) + "\n")
+            with open(finished / "report.txt", "a", encoding="utf-8") as text:
+                text.write("\n" + results["output"] + "\n")
+        for path in finished.iterdir():
+            destination = report_dir / path.name
+            if path.is_dir():
+                shutil.copytree(path, destination)
+            else:
+                shutil.copyfile(path, destination)
+        shutil.copyfile(log_path, report_dir / "pytest.log")
+    return RunResult(results, time.monotonic() - started, void)
+
+
+def void_results(results: dict, changed: list[str]) -> dict:
+    shown = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
+    message = (
+        f"VOID: the grader's own files changed during this run ({shown}). No score "
+        "counts; restore them (git checkout -- shared_tests tools) before grading again."
+    )
+    return {**results, "score": 0, "passed": False, "output": message, "void": changed}

@@ -1,0 +1,45 @@
+"""The grader's own files, fingerprinted before and after each run: a run that changed one (a
+student's code that escaped, or anything else) is void, and says which files changed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from tools.course import REPO
+
+# Read byte for byte: the suite, the tools, what builds the environment.
+HASHED = ("shared_tests", "tools", "Makefile", "pyproject.toml")
+
+
+def fingerprint() -> dict[str, str]:
+    """path -> sha256 for the grader's code, path -> size and mtime for the virtualenv's files
+    (thousands of them: a change to any still shows)."""
+    prints = {}
+    for name in HASHED:
+        top = REPO / name
+        for path in [top] if top.is_file() else sorted(top.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for root, _, files in os.walk(Path(sys.prefix)):
+        for name in files:
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            prints[path] = f"{info.st_size}:{info.st_mtime_ns}"
+    return prints
+
+
+def changed_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Files added, removed or changed, relative to the checkout where they are in it. A new
+    bytecode file is not a change: Python writes one when it first imports a module."""
+    changed = sorted(
+        path
+        for path in before.keys() | after.keys()
+        if before.get(path) != after.get(path)
+        and not (path not in before and path.endswith(".pyc"))
+    )
+    return [
+        os.path.relpath(p, REPO) if Path(p).is_relative_to(REPO) else p for p in changed
+    ]

@@ -1,0 +1,312 @@
+"""The sandbox every process that runs a student's project goes through (the probe, daphne,
+`manage.py`), and the test browser too when grading: Debian's bubblewrap (`bwrap`).
+
+Inside, a process sees a read-only system (/usr, /etc), read-only Python and workshop overlay,
+its own project copy (the only place it can write) and a private /tmp; nothing of the grader's
+home, the checkout, the student's original folder, other students or the reports. It has its own
+PID namespace (it cannot see or signal the harness), no capabilities, no new privileges, and
+resource limits. When the grader is root it also runs as a user of its own (a uid that no other
+run uses at the same time), so the process limit counts only its processes.
+
+The network is not cut here: the grader (tools/grading/harness.py) runs the whole test session
+in a network namespace of its own with only a loopback, shared by the tests' clients, Redis,
+Chromium and these sandboxes. See docs/en/testing-and-grading.md#sandbox for each option.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIB = 1024 * 1024
+# A uid range no distribution hands out (Debian: users up to 59999, subuids from 100000 up
+# in blocks of 65536); one slot per run that is going on at the same time.
+SANDBOX_UID_BASE = 2_100_000_000
+SANDBOX_UID_SLOTS = 4096
+SANDBOX_USERS_DIR = Path(tempfile.gettempdir()) / "workshop-sandbox-users"
+SYSTEM_DIRS = ("/usr", "/etc")
+SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+INSTALL_HINT = "run sudo apt-get install bubblewrap (Debian/Ubuntu)"
+
+
+class SandboxUnavailable(RuntimeError):
+    """bwrap is missing or cannot create namespaces here; the message is one readable line."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one sandboxed process may use (each is also named in the report when it is hit)."""
+
+    memory_bytes: int = (
+        2048 * MIB
+    )  # address space (RLIMIT_AS): a daphne server uses ~0.5 GB
+    processes: int = 512  # tasks (threads too) of the sandbox user (RLIMIT_NPROC)
+    cpu_seconds: int = (
+        300  # CPU time (RLIMIT_CPU); a stage-5 server uses ~20 s per grade
+    )
+    output_bytes: int = 64 * MIB  # the largest file it may write, its log included
+    open_files: int = 8192  # 200 test clients need about 400
+    wall_seconds: int = (
+        900  # how long a server may live; a whole grade takes about a minute
+    )
+    tmp_bytes: int = 256 * MIB  # its private /tmp (memory-backed)
+
+    def describe(self) -> str:
+        return (
+            f"memory {self.memory_bytes // MIB} MB, {self.processes} processes, "
+            f"CPU {self.cpu_seconds} s, output {self.output_bytes // MIB} MB, "
+            f"wall time {self.wall_seconds} s per server"
+        )
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to run a student's process: `kind` "bwrap", or "none" (UNSANDBOXED=1, or the
+    workshop's own stages on a machine without bwrap)."""
+
+    kind: str
+    uid: int | None = None  # the sandbox user (root only); None: the grader's own user
+    readable: tuple[Path, ...] = ()  # Python, the virtualenv, tools/overlay
+    limits: Limits = field(default=LIMITS)
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind == "bwrap"
+
+    def describe(self) -> str:
+        """One line for reports: what isolation the run had."""
+        if not self.enabled:
+            return (
+                "UNSANDBOXED: student code ran as the grader, with the grader's access."
+            )
+        user = f"as user {self.uid}" if self.uid is not None else "as the grader's user"
+        return (
+            f"Sandbox: bubblewrap, {user}, own PID namespace, loopback-only network, "
+            f"read-only system; limits: {self.limits.describe()}."
+        )
+
+    def prepare(self, folder: Path) -> None:
+        """Let the sandbox user write its project copy (it owns nothing else)."""
+        if self.uid is None:
+            return
+        for root, dirs, files in os.walk(folder):
+            for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+                os.lchown(name, self.uid, self.uid)
+
+    def wrap(self, argv: list[str], writable: Path) -> list[str]:
+        """`argv` run in the sandbox, in `writable` (the project copy) as its working folder."""
+        if not self.enabled:
+            return list(argv)
+        command = bwrap_options(self.readable, writable, as_root=self.uid is not None)
+        command += ["--chdir", str(writable)]
+        if self.uid is not None:
+            command += become_user(self.uid)
+        command += limit_command(self.limits, with_processes=self.uid is not None)
+        return command + ["--", *argv]
+
+    def for_browser(self, programs) -> Sandbox:
+        """The sandbox for the test browser while grading: Chromium is the grader's program,
+        but a student's server drives what it loads and could talk to chromedriver on the
+        loopback, so it too sees only the system, as a user of its own (no limits: Chromium
+        reserves terabytes of address space)."""
+        if not self.enabled:
+            return self
+        uid = claim_sandbox_user() if self.uid is not None else None
+        folders = {Path(p).resolve().parent for p in programs if p}
+        return Sandbox("bwrap", uid=uid, readable=tuple(sorted(folders)))
+
+    def wrap_program(self, argv: list[str]) -> list[str]:
+        """A trusted program (the browser) in this sandbox, with only a private /tmp."""
+        if not self.enabled:
+            return list(argv)
+        command = bwrap_options(self.readable, None, as_root=self.uid is not None)
+        command += ["--ro-bind", "/sys", "/sys", "--chdir", "/tmp"]
+        command += ["--setenv", "HOME", "/tmp"]
+        if self.uid is not None:
+            command += become_user(self.uid)
+        return command + ["--", *argv]
+
+
+NO_SANDBOX = Sandbox("none")
+
+
+def bwrap_options(readable, writable: Path | None, as_root: bool) -> list[str]:
+    """bwrap's options: namespaces, the read-only system, private /tmp, and the bind mounts."""
+    options = [
+        "bwrap",
+        "--unshare-pid",  # its own PID namespace: it sees only its own processes
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",  # the harness stops, everything inside stops
+        "--new-session",  # no terminal to push keystrokes into (TIOCSTI)
+    ]
+    if as_root:
+        # Only what setpriv needs to switch to the sandbox user; it then drops them all.
+        options += ["--cap-drop", "ALL"]
+        for capability in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+            options += ["--cap-add", capability]
+    for folder in SYSTEM_DIRS:
+        options += ["--ro-bind", folder, folder]
+    for link in SYSTEM_LINKS:
+        if os.path.islink(link):
+            options += ["--symlink", os.readlink(link), link]
+        elif os.path.isdir(link):
+            options += ["--ro-bind", link, link]
+    options += ["--proc", "/proc", "--dev", "/dev"]
+    options += ["--size", str(LIMITS.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
+    made = {"/", "/tmp", *SYSTEM_DIRS}
+    mounts = [("--ro-bind", Path(p)) for p in readable]
+    if writable is not None:
+        mounts.append(("--bind", writable))
+    for how, path in mounts:
+        if any(path.is_relative_to(d) for d in SYSTEM_DIRS):
+            continue  # already visible (a system Python in /usr)
+        # Parent folders bwrap would make are private (0700): make them traversable.
+        for parent in reversed(path.parents):
+            if str(parent) not in made:
+                options += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        options += [how, str(path), str(path)]
+        made.add(str(path))
+    return options
+
+
+def become_user(uid: int) -> list[str]:
+    """setpriv (util-linux): become `uid`, no groups, no capabilities, no new privileges."""
+    return [
+        "--",
+        "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+    ]
+
+
+def limit_command(limits: Limits, with_processes: bool) -> list[str]:
+    """prlimit (util-linux) sets the limits, then runs the command.
+    The CPU limit's soft value sends SIGXCPU; five seconds later the hard one kills."""
+    command = [
+        "--",
+        "prlimit",
+        f"--as={limits.memory_bytes}",
+        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
+        f"--fsize={limits.output_bytes}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+    ]
+    if with_processes:  # per user: only meaningful for a user of its own
+        command.append(f"--nproc={limits.processes}")
+    return command
+
+
+def network_namespace(argv: list[str]) -> list[str]:
+    """`argv` (the test session) in a network namespace of its own: only a loopback, so
+    nothing a student process does can reach another machine or another student's run."""
+    return [
+        "bwrap",
+        "--dev-bind",
+        "/",
+        "/",
+        "--unshare-net",
+        "--die-with-parent",
+        "--",
+        *argv,
+    ]
+
+
+def runtime_paths() -> tuple[Path, ...]:
+    """What a sandboxed Python needs to read: its installation, the virtualenv and the
+    workshop's settings overlay."""
+    from tools.grading.project import OVERLAY
+
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), OVERLAY}
+    return tuple(sorted(paths))
+
+
+def sandbox_problem() -> str | None:
+    """Why bwrap cannot run here (None: it can), as one line."""
+    if sys.platform != "linux":
+        return f"the sandbox needs Linux (bubblewrap); this is {sys.platform}"
+    if shutil.which("bwrap") is None:
+        return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
+    missing = [p for p in ("setpriv", "prlimit") if shutil.which(p) is None]
+    if missing:
+        return f"{' and '.join(missing)} not found: run sudo apt-get install util-linux"
+    as_root = os.geteuid() == 0
+    trial = bwrap_options((), None, as_root)
+    if as_root:
+        trial += become_user(SANDBOX_UID_BASE)
+    trial += limit_command(LIMITS, with_processes=as_root) + ["--", "true"]
+    for argv in (trial, network_namespace(["true"])):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            why = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            return (
+                f"bwrap cannot create its namespaces here ({why}); a container "
+                "without user namespaces cannot sandbox"
+            )
+    return None
+
+
+_claimed_users: dict[int, int] = {}  # uid -> the lock file descriptor held for it
+
+
+def claim_sandbox_user() -> int:
+    """A uid for this run's student processes that no other run holds (a lock held until
+    this process ends) and no process uses."""
+    SANDBOX_USERS_DIR.mkdir(mode=0o700, exist_ok=True)
+    start = os.getpid() % SANDBOX_UID_SLOTS
+    for step in range(SANDBOX_UID_SLOTS):
+        uid = SANDBOX_UID_BASE + (start + step) % SANDBOX_UID_SLOTS
+        if uid in _claimed_users:
+            continue  # this process already uses it (for the browser, say)
+        lock = os.open(SANDBOX_USERS_DIR / f"{uid}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue
+        if user_has_processes(uid):
+            os.close(lock)
+            continue
+        _claimed_users[uid] = lock
+        return uid
+    raise SandboxUnavailable("every sandbox user is taken by another run")
+
+
+def user_has_processes(uid: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    return True
+            except FileNotFoundError:
+                continue
+    return False
+
+
+def make_sandbox(kind: str) -> Sandbox:
+    """The sandbox for this process' run: "bwrap" (raises SandboxUnavailable if it cannot
+    run), "none", or "auto" (bwrap when it can run, else none)."""
+    if kind == "none":
+        return NO_SANDBOX
+    problem = sandbox_problem()
+    if problem:
+        if kind == "auto":
+            return NO_SANDBOX
+        raise SandboxUnavailable(problem)
+    uid = claim_sandbox_user() if os.geteuid() == 0 else None
+    return Sandbox("bwrap", uid=uid, readable=runtime_paths())
