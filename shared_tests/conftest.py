@@ -4,6 +4,7 @@ course.toml checks it at, against that stage's folder, or against a student's pr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -17,7 +18,7 @@ from shared_tests.stage_under_test import StageUnderTest
 from tools.course import REPO, load_course
 from tools.grading.project import ProjectError, find_project, load_failure
 from tools.grading.report import Report, selected_behaviours
-from tools.grading.sandbox import SandboxUnavailable, make_sandbox
+from tools.grading.sandbox import LIMITS, SandboxUnavailable, make_sandbox
 from tools.redis_server import PrivateRedis, RedisMissing
 
 COURSE = load_course()
@@ -69,6 +70,12 @@ def pytest_addoption(parser):
         choices=("core", "robustness"),
         default=None,
         help="check only core (tutorial) or only robustness behaviours",
+    )
+    group.addoption(
+        "--load-time-limit",
+        type=float,
+        default=LIMITS.load_seconds,
+        help="seconds a project may take to load (settings and ASGI application)",
     )
     group.addoption(
         "--source-label",
@@ -140,8 +147,11 @@ def sandbox_for(config):
     choice = config.getoption("--sandbox")
     if choice == "auto" and (IN_CI or config.getoption("--project")):
         choice = "bwrap"
+    limits = dataclasses.replace(
+        LIMITS, load_seconds=config.getoption("--load-time-limit")
+    )
     try:
-        return make_sandbox(choice)
+        return make_sandbox(choice, limits)
     except SandboxUnavailable as problem:
         raise pytest.UsageError(f"Cannot sandbox the projects: {problem}.") from None
 

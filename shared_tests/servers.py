@@ -18,7 +18,7 @@ from mirakuru import TCPExecutor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
 from tools.grading.project import Project
-from tools.grading.sandbox import NO_SANDBOX, Sandbox
+from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
 from tools.net import HOST, free_port
 
 STARTUP_TIMEOUT = 60
@@ -181,7 +181,7 @@ class Server(Endpoint):
             return f"it ran longer than the wall-time limit ({limits.wall_seconds} s)"
         if self.log_path.stat().st_size >= limits.output_bytes:
             return (
-                f"it wrote the output limit ({limits.output_bytes // 2**20} MB) of log"
+                f"it wrote {limits.output_bytes // 2**20} MB of log, the output limit"
             )
         code = self._executor.process.poll() if self._executor.process else None
         if code == 128 + signal.SIGXCPU:
@@ -192,12 +192,7 @@ class Server(Endpoint):
             return (
                 f"it was killed: the CPU-time limit ({limits.cpu_seconds} s) or memory"
             )
-        tail = self.log_tail()
-        if "MemoryError" in tail:
-            return f"it hit the memory limit ({limits.memory_bytes // 2**20} MB)"
-        if "Resource temporarily unavailable" in tail and "fork" in tail:
-            return f"it hit the process limit ({limits.processes} processes)"
-        return None
+        return limit_behind(self.log_tail(), limits)
 
     def death(self) -> str | None:
         """Why a server that should be serving is not, in one line (None: it runs)."""
@@ -282,6 +277,11 @@ class ServerPool:
         self._servers.clear()
 
     def _note_death(self, server: Server) -> None:
+        """A server that died on its own, or that a sandbox limit held back, goes into the
+        report."""
         death = server.death()
+        limit = server.limit_hit()
         if death:
             self.deaths.append(f"{server.name}: {death}")
+        elif limit:
+            self.deaths.append(f"{server.name}: held back by the sandbox: {limit}")

@@ -58,6 +58,15 @@ MESSAGES = [
     "its settings",
     "its ASGI application",
     "requirements.txt is ignored",
+    "the sandbox cannot run here",
+    "bwrap cannot create its namespaces here",
+    "bubblewrap is not installed, and grading runs students' code in it",
+    "Cannot sandbox the projects",
+    "UNSANDBOXED: student code ran as the grader",
+    "was still loading after",
+    "the server exited on its own (code 0) while it should be serving",
+    "did not finish within its time limit",
+    "VOID: the grader's own files changed during this run",
 ]
 
 
@@ -184,6 +193,8 @@ def test_messages_listed_here_are_still_printed_somewhere():
         path.read_text(encoding="utf-8")
         for pattern in (
             "tools/**/*.py",
+            "shared_tests/conftest.py",
+            "shared_tests/servers.py",
             "tools/*.sh",
             "Makefile",
             "step5_async_consumer/chat/**/*",
@@ -215,3 +226,14 @@ def test_tests_named_in_the_docs_exist():
     assert cited - defined == set(), (
         f"the docs cite missing tests: {sorted(cited - defined)}"
     )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_sandbox_option_is_explained(language):
+    """Each option of the generated bwrap command appears in the page's table of reasons."""
+    from tools.grading.sandbox import example_command
+
+    text = BLOCK.sub("", (DOCS / language / "testing-and-grading.md").read_text())
+    options = set(re.findall(r"(?<!\S)(--[a-z-]+)", example_command()))
+    unexplained = sorted(o for o in options if f"{o}" not in text)
+    assert not unexplained, f"docs/{language}: no reason given for {unexplained}"

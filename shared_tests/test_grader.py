@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,76 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from shared_tests.graded_projects import (
+    TUTORIAL_PROJECT,
+    copy_stage,
+    edit,
+    grade,
+    snapshot,
+    take_file,
+)
 from tools.course import REPO, load_course
 
 pytestmark = pytest.mark.repository
 COURSE = load_course()
-TUTORIAL_PROJECT = REPO / "shared_tests" / "fixtures" / "tutorial_chat"
-
-
-@dataclass
-class Grading:
-    returncode: int
-    output: str
-    results: dict
-
-    def outcome(self, behaviour_id: str) -> dict:
-        for test in self.results["tests"]:
-            if test["behaviour"] == behaviour_id:
-                return test
-        raise AssertionError(f"{behaviour_id} was not graded: {self.output[-2000:]}")
-
-
-def grade(project: Path, stage: int, tmp_path: Path, *options: str) -> Grading:
-    report_dir = tmp_path / "report"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tools.grading.grade",
-            "--project",
-            str(project),
-            "--stage",
-            str(stage),
-        ]
-        + ["--report-dir", str(report_dir), *options],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    results_file = report_dir / "results.json"
-    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
-    return Grading(result.returncode, result.stdout + result.stderr, results)
-
-
-def copy_stage(number: int, tmp_path: Path, name: str = "student") -> Path:
-    destination = tmp_path / name
-    shutil.copytree(
-        COURSE.stage(number).path,
-        destination,
-        ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"),
-    )
-    return destination
-
-
-def edit(project: Path, relative: str, old: str, new: str) -> None:
-    """Plant a mistake: replace text that must be there (so the mistake stays real)."""
-    path = project / relative
-    text = path.read_text(encoding="utf-8")
-    assert old in text, f"{relative} no longer contains {old!r}: update this mistake"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-
-
-def take_file(project: Path, relative: str, from_stage: int) -> None:
-    shutil.copy(COURSE.stage(from_stage).path / relative, project / relative)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-        for path in folder.rglob("*")
-    }
 
 
 # ---------------------------------------------------------------------------- real projects

@@ -3,7 +3,6 @@ stops cleanly, `make diff` shows a lesson, and every mistake gets one readable l
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from shared_tests.chat_client import (
     send_message,
 )
 from shared_tests.servers import Endpoint
+from shared_tests.without_programs import run_without_system_programs
 from tools.course import REPO
 from tools.net import free_port, port_in_use
 
@@ -84,36 +84,6 @@ def test_diff_shows_the_lesson_and_no_generated_files():
     assert "+++ step4_channel_layer_groups/chat/consumers.py" in result.stdout
     assert "async_to_sync(self.channel_layer.group_send)" in result.stdout
     assert "__pycache__" not in result.stdout and "sqlite3" not in result.stdout.lower()
-
-
-def restricted_path(tmp_path, keep=("id", "cut", "bash", "python3")) -> str:
-    """A PATH that has a few basic programs but no redis-server, chromium or apt-get."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for program in keep:
-        found = shutil.which(program)
-        if found:
-            (bin_dir / program).symlink_to(found)
-    return str(bin_dir)
-
-
-def run_without_system_programs(
-    tmp_path, command, **env
-) -> subprocess.CompletedProcess:
-    """Run `command` as on a machine without Redis or a browser, where nothing is installed."""
-    return subprocess.run(
-        command,
-        cwd=REPO,
-        env={
-            **os.environ,
-            "PATH": restricted_path(tmp_path),
-            "WORKSHOP_NO_INSTALL": "1",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_missing_redis_is_one_line_saying_what_to_install(tmp_path):

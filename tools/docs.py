@@ -14,6 +14,7 @@ Kinds:
   table behaviours   what each stage does, from shared_tests/course.toml
   beyond markers     every `Beyond the tutorial:` comment in the stage folders
   bench NAME         a table from the benchmark's results (tools/bench/report.py)
+  sandbox command    the bwrap command that serves a graded project (tools/grading/sandbox.py)
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ def generate(kind: str, argument: str, language: str) -> str:
         return beyond_markers()
     if kind == "bench":
         return bench_block(argument)
+    if kind == "sandbox" and argument == "command":
+        from tools.grading.sandbox import example_command
+
+        return fenced(example_command(), "sh")
     raise BlockError(f"unknown block <!-- BEGIN {kind} {argument} -->")
 
 

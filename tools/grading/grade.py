@@ -24,7 +24,7 @@ from tools.grading.harness import (
 )
 from tools.grading.project import Project, ProjectError, find_project
 from tools.grading.report import Report, selected_behaviours
-from tools.grading.sandbox import sandbox_problem
+from tools.grading.sandbox import LIMITS, sandbox_problem
 from tools.pins import pinned_requirements
 
 REPORTS_ROOT = REPO / "grade-report"
@@ -56,6 +56,12 @@ def parse_args(argv):
         type=float,
         default=RUN_TIME_LIMIT,
         help="seconds one stage's run may take",
+    )
+    parser.add_argument(
+        "--load-time-limit",
+        type=float,
+        default=LIMITS.load_seconds,
+        help="seconds the project may take to load its settings and ASGI application",
     )
     args = parser.parse_args(argv)
     if args.stage is None and not args.check:
@@ -91,6 +97,7 @@ def options_from(args, project: Project, stage: int, behaviours=()) -> RunOption
         behaviours=tuple(behaviours or args.behaviour),
         sandboxed=not args.unsandboxed,
         time_limit=args.time_limit,
+        load_time_limit=args.load_time_limit,
     )
 
 

@@ -30,7 +30,7 @@ from tools.course import REPO, load_course
 from tools.grading.integrity import changed_files, fingerprint
 from tools.grading.project import Project
 from tools.grading.report import Report, selected_behaviours
-from tools.grading.sandbox import network_namespace
+from tools.grading.sandbox import LIMITS, network_namespace
 
 REPORT_FILES = ("results.json", "report.txt", "junit.xml", "pytest.log")
 RUN_TIME_LIMIT = (
@@ -47,6 +47,7 @@ class RunOptions:
     behaviours: tuple[str, ...] = ()
     sandboxed: bool = True  # False: UNSANDBOXED=1, said in the report
     time_limit: float = RUN_TIME_LIMIT
+    load_time_limit: float = LIMITS.load_seconds
     label: str = ""  # the project as the report names it (its original folder)
 
 
@@ -102,6 +103,7 @@ def pytest_command(project: Project, options: RunOptions, work: Path) -> list[st
         f"--junitxml={work / 'results' / 'junit.xml'}",
         "--sandbox",
         "bwrap" if options.sandboxed else "none",
+        f"--load-time-limit={options.load_time_limit:g}",
     ]
     command += ["--source-label", options.label] if options.label else []
     command += ["--strict-score"] if options.strict else []

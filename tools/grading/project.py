@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.grading.sandbox import NO_SANDBOX, Sandbox
+from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
 
 OVERLAY = Path(__file__).resolve().parent.parent / "overlay"
 # manage.py's os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
@@ -38,7 +38,6 @@ NOT_COPIED = (
 # A submission bigger than this is not a chat project (or it carries its virtualenv).
 MAX_PROJECT_BYTES = 100 * 1024 * 1024
 MAX_PROJECT_FILES = 20_000
-PROBE_TIMEOUT = 60  # seconds to import settings and the ASGI application
 # What a project process inherits from the grader's environment (nothing else: no tokens,
 # no paths to the grader's files).
 INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")
@@ -101,9 +100,10 @@ class Project:
                 returncode = None
             return Completed(returncode, tail(out), tail(err))
 
-    def probe(self, sandbox: Sandbox = NO_SANDBOX, timeout=PROBE_TIMEOUT) -> dict:
+    def probe(self, sandbox: Sandbox = NO_SANDBOX) -> dict:
         """Load the project in a subprocess (tools/overlay/workshop_probe.py) and return its
         facts. They come from inside the student's process, so they are only hints."""
+        timeout = sandbox.limits.load_seconds
         result = self.run(
             [sys.executable, str(OVERLAY / "workshop_probe.py")], sandbox, timeout
         )
@@ -164,11 +164,13 @@ def load_failure(facts: dict) -> str | None:
     if facts["ok"]:
         return None
     where = f" ({facts['where']})" if facts.get("where") else ""
-    phase = facts.get("phase")
+    phase, error = facts.get("phase"), facts["error"]
+    limit = limit_behind(error)
+    limit = f", stopped by {limit}" if limit else ""
     if phase == "load":
-        return f"the project does not load: {facts['error']}{where}."
+        return f"the project does not load: {error}{where}{limit}."
     what = "its settings" if phase == "settings" else "its ASGI application"
-    return f"the project does not load: {what} raised {facts['error']}{where}."
+    return f"the project does not load: {what} raised {error}{where}{limit}."
 
 
 def ignored(name: str) -> bool:

@@ -43,19 +43,22 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """What one sandboxed process may use (each is also named in the report when it is hit)."""
 
-    memory_bytes: int = (
-        2048 * MIB
-    )  # address space (RLIMIT_AS): a daphne server uses ~0.5 GB
-    processes: int = 512  # tasks (threads too) of the sandbox user (RLIMIT_NPROC)
-    cpu_seconds: int = (
-        300  # CPU time (RLIMIT_CPU); a stage-5 server uses ~20 s per grade
-    )
-    output_bytes: int = 64 * MIB  # the largest file it may write, its log included
-    open_files: int = 8192  # 200 test clients need about 400
-    wall_seconds: int = (
-        900  # how long a server may live; a whole grade takes about a minute
-    )
-    tmp_bytes: int = 256 * MIB  # its private /tmp (memory-backed)
+    # Address space (RLIMIT_AS): a daphne server reserves about 0.4 GB.
+    memory_bytes: int = 2048 * MIB
+    # Tasks, threads included, of the sandbox user (RLIMIT_NPROC).
+    processes: int = 512
+    # CPU time per process (RLIMIT_CPU): a stage-5 server uses about 20 s in a grade.
+    cpu_seconds: int = 300
+    # The largest file a process may write, its log included (RLIMIT_FSIZE).
+    output_bytes: int = 64 * MIB
+    # Open files and sockets: 200 test clients need about 400.
+    open_files: int = 8192
+    # How long a server may live; a whole grade takes about a minute.
+    wall_seconds: int = 900
+    # How long loading the settings and the ASGI application may take.
+    load_seconds: int = 60
+    # Its private /tmp (held in memory).
+    tmp_bytes: int = 256 * MIB
 
     def describe(self) -> str:
         return (
@@ -66,6 +69,26 @@ class Limits:
 
 
 LIMITS = Limits()
+# What an error line says when the sandbox is behind it: (phrase in the error, explanation).
+LIMIT_SIGNS = (
+    ("File too large", "the sandbox's output limit ({output} MB)"),
+    ("MemoryError", "the sandbox's memory limit ({memory} MB)"),
+    ("Cannot allocate memory", "the sandbox's memory limit ({memory} MB)"),
+    ("Resource temporarily unavailable", "the sandbox's process limit ({processes})"),
+    ("Read-only file system", "the sandbox: a project may write only in its own copy"),
+)
+
+
+def limit_behind(error: str, limits: Limits = LIMITS) -> str | None:
+    """Which sandbox limit an error line shows, in words (None: none)."""
+    for phrase, explanation in LIMIT_SIGNS:
+        if phrase in error:
+            return explanation.format(
+                output=limits.output_bytes // MIB,
+                memory=limits.memory_bytes // MIB,
+                processes=limits.processes,
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -110,8 +133,15 @@ class Sandbox:
         command += ["--chdir", str(writable)]
         if self.uid is not None:
             command += become_user(self.uid)
-        command += limit_command(self.limits, with_processes=self.uid is not None)
+        command += limit_command(self.limits, processes=self.process_limit())
         return command + ["--", *argv]
+
+    def process_limit(self) -> int:
+        """RLIMIT_NPROC counts every task of a user: for a user of its own, the limit; for
+        the grader's own user, what the grader runs now plus the limit."""
+        if self.uid is not None:
+            return self.limits.processes
+        return tasks_of_user(os.getuid()) + self.limits.processes
 
     def for_browser(self, programs) -> Sandbox:
         """The sandbox for the test browser while grading: Chromium is the grader's program,
@@ -139,7 +169,18 @@ class Sandbox:
 NO_SANDBOX = Sandbox("none")
 
 
-def bwrap_options(readable, writable: Path | None, as_root: bool) -> list[str]:
+def system_links() -> dict[str, str | None]:
+    """/bin, /lib, ...: a symlink's target into /usr (merged /usr), or None for a folder."""
+    return {
+        link: os.readlink(link) if os.path.islink(link) else None
+        for link in SYSTEM_LINKS
+        if os.path.lexists(link)
+    }
+
+
+def bwrap_options(
+    readable, writable: Path | None, as_root: bool, links: dict | None = None
+) -> list[str]:
     """bwrap's options: namespaces, the read-only system, private /tmp, and the bind mounts."""
     options = [
         "bwrap",
@@ -157,10 +198,10 @@ def bwrap_options(readable, writable: Path | None, as_root: bool) -> list[str]:
             options += ["--cap-add", capability]
     for folder in SYSTEM_DIRS:
         options += ["--ro-bind", folder, folder]
-    for link in SYSTEM_LINKS:
-        if os.path.islink(link):
-            options += ["--symlink", os.readlink(link), link]
-        elif os.path.isdir(link):
+    for link, target in (system_links() if links is None else links).items():
+        if target is not None:
+            options += ["--symlink", target, link]
+        else:
             options += ["--ro-bind", link, link]
     options += ["--proc", "/proc", "--dev", "/dev"]
     options += ["--size", str(LIMITS.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
@@ -195,10 +236,10 @@ def become_user(uid: int) -> list[str]:
     ]
 
 
-def limit_command(limits: Limits, with_processes: bool) -> list[str]:
+def limit_command(limits: Limits, processes: int) -> list[str]:
     """prlimit (util-linux) sets the limits, then runs the command.
     The CPU limit's soft value sends SIGXCPU; five seconds later the hard one kills."""
-    command = [
+    return [
         "--",
         "prlimit",
         f"--as={limits.memory_bytes}",
@@ -206,10 +247,24 @@ def limit_command(limits: Limits, with_processes: bool) -> list[str]:
         f"--fsize={limits.output_bytes}",
         f"--nofile={limits.open_files}",
         "--core=0",
+        f"--nproc={processes}",
     ]
-    if with_processes:  # per user: only meaningful for a user of its own
-        command.append(f"--nproc={limits.processes}")
-    return command
+
+
+def tasks_of_user(uid: int) -> int:
+    """How many tasks (threads included) `uid` runs now."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", encoding="ascii") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            count += int(fields.get("Threads", "1"))
+    return count
 
 
 def network_namespace(argv: list[str]) -> list[str]:
@@ -249,7 +304,8 @@ def sandbox_problem() -> str | None:
     trial = bwrap_options((), None, as_root)
     if as_root:
         trial += become_user(SANDBOX_UID_BASE)
-    trial += limit_command(LIMITS, with_processes=as_root) + ["--", "true"]
+    trial += limit_command(LIMITS, processes=tasks_of_user(os.geteuid()) + 64)
+    trial += ["--", "true"]
     for argv in (trial, network_namespace(["true"])):
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         if result.returncode != 0:
@@ -298,15 +354,67 @@ def user_has_processes(uid: int) -> bool:
     return False
 
 
-def make_sandbox(kind: str) -> Sandbox:
+def make_sandbox(kind: str, limits: Limits = LIMITS) -> Sandbox:
     """The sandbox for this process' run: "bwrap" (raises SandboxUnavailable if it cannot
     run), "none", or "auto" (bwrap when it can run, else none)."""
     if kind == "none":
-        return NO_SANDBOX
+        return Sandbox("none", limits=limits)
     problem = sandbox_problem()
     if problem:
         if kind == "auto":
-            return NO_SANDBOX
+            return Sandbox("none", limits=limits)
         raise SandboxUnavailable(problem)
     uid = claim_sandbox_user() if os.geteuid() == 0 else None
-    return Sandbox("bwrap", uid=uid, readable=runtime_paths())
+    return Sandbox("bwrap", uid=uid, readable=runtime_paths(), limits=limits)
+
+
+# Options and how many arguments each takes, to print one per line (docs/*/testing-and-grading).
+ARITY = {
+    "--ro-bind": 2, "--bind": 2, "--dev-bind": 2, "--symlink": 2, "--setenv": 2,
+    "--proc": 1, "--dev": 1, "--tmpfs": 1, "--size": 1, "--perms": 1, "--dir": 1,
+    "--cap-drop": 1, "--cap-add": 1, "--chdir": 1,
+}  # fmt: skip
+
+
+def example_command() -> str:
+    """The command that serves a graded project's stage 5, on a typical Debian machine (root,
+    merged /usr, Python in /opt), one option per line: what the docs show."""
+    home = Path("/home/grader/channels-chat-workshop")
+    sandbox = Sandbox(
+        "bwrap",
+        uid=SANDBOX_UID_BASE,
+        readable=(Path("/opt/python3.11"), home / ".venv", home / "tools/overlay"),
+    )
+    project = Path("/tmp/workshop-run-1a2b3c/tmp/stage50/project")
+    merged = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib"}
+    merged["/lib64"] = "usr/lib64"
+    options = bwrap_options(sandbox.readable, project, as_root=True, links=merged)
+    options += ["--chdir", str(project), *become_user(sandbox.uid)]
+    options += limit_command(sandbox.limits, processes=sandbox.limits.processes)
+    options += ["--", str(home / ".venv/bin/python"), "-m", "daphne"]
+    options += ["-b", "127.0.0.1", "-p", "41234", "mysite.asgi:application"]
+    return " \\\n".join(option_lines(options))
+
+
+def option_lines(options: list[str]) -> list[str]:
+    """Group a command's options one per line: an option with its arguments, --perms and
+    --size with the option they modify, and each program after "--" with its options; the
+    last program on one line."""
+    last_program = len(options) - options[::-1].index("--")
+    lines, index, pending = [options[0]], 1, ""
+    while index < len(options):
+        if index + 1 >= last_program and options[index] == "--":
+            lines.append("  " + " ".join(options[index:]))
+            break
+        option = options[index]
+        width = 1 + ARITY.get(option, 0)
+        if option == "--":
+            width = 2  # the separator and the program after it
+        text = pending + " ".join(options[index : index + width])
+        if option in ("--perms", "--size"):
+            pending = text + " "
+        else:
+            lines.append("  " + text)
+            pending = ""
+        index += width
+    return lines

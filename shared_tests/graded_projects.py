@@ -1,0 +1,96 @@
+"""Grading projects from the tests: run the grader (tools/grading/grade.py) as a grader would,
+on copies of the stages with a mistake or something hostile planted in them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.course import REPO, load_course
+
+COURSE = load_course()
+TUTORIAL_PROJECT = REPO / "shared_tests" / "fixtures" / "tutorial_chat"
+
+
+@dataclass
+class Grading:
+    returncode: int
+    output: str  # what the grader printed
+    results: dict  # results.json
+    report: str  # report.txt
+    seconds: float
+
+    def outcome(self, behaviour_id: str) -> dict:
+        for test in self.results["tests"]:
+            if test["behaviour"] == behaviour_id:
+                return test
+        raise AssertionError(f"{behaviour_id} was not graded: {self.output[-2000:]}")
+
+
+def grade(
+    project: Path, stage: int, tmp_path: Path, *options: str, timeout: float = 600
+) -> Grading:
+    """`python -m tools.grading.grade --project ... --stage N`; reports in tmp_path/report."""
+    report_dir = tmp_path / "report"
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.grading.grade",
+            "--project",
+            str(project),
+            "--stage",
+            str(stage),
+        ]
+        + ["--report-dir", str(report_dir), *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    results_file = report_dir / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    report_file = report_dir / "report.txt"
+    report = report_file.read_text() if report_file.is_file() else ""
+    return Grading(
+        result.returncode,
+        result.stdout + result.stderr,
+        results,
+        report,
+        time.monotonic() - started,
+    )
+
+
+def copy_stage(number: int, tmp_path: Path, name: str = "student") -> Path:
+    destination = tmp_path / name
+    shutil.copytree(
+        COURSE.stage(number).path,
+        destination,
+        ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"),
+    )
+    return destination
+
+
+def edit(project: Path, relative: str, old: str, new: str) -> None:
+    """Plant a mistake: replace text that must be there (so the mistake stays real)."""
+    path = project / relative
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{relative} no longer contains {old!r}: update this mistake"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def take_file(project: Path, relative: str, from_stage: int) -> None:
+    shutil.copy(COURSE.stage(from_stage).path / relative, project / relative)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+    }

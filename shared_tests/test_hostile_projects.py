@@ -1,0 +1,259 @@
+"""Hostile and broken projects, graded for real in the sandbox: each ends in bounded time with a
+report that says what happened, its grade is not raised, the grader's own files are unchanged,
+and the next project is graded normally."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared_tests.graded_projects import copy_stage, edit, grade, take_file
+from tools.grading.integrity import changed_files, fingerprint
+
+pytestmark = pytest.mark.repository
+GRACE = 60  # seconds for the grader's own work around a run (start-up, reports)
+
+
+def append_to_settings(code: str) -> Callable[[Path], None]:
+    def plant(project: Path) -> None:
+        with open(
+            project / "mysite" / "settings.py", "a", encoding="utf-8"
+        ) as settings:
+            settings.write("\n" + code.strip() + "\n")
+
+    return plant
+
+
+def consumer_method(method: str, body: str) -> Callable[[Path], None]:
+    """Replace the first line of a stage-3 consumer method with `body`."""
+    first_lines = {
+        "connect": "    def connect(self):\n        self.accept()\n",
+        "receive": "    def receive(self, text_data=None, bytes_data=None):\n",
+    }
+
+    def plant(project: Path) -> None:
+        old = first_lines[method]
+        head = old.splitlines()[0] + "\n"
+        indented = "".join(f"        {line}\n" for line in body.strip().splitlines())
+        edit(project, "chat/consumers.py", old, head + indented + old[len(head) :])
+
+    return plant
+
+
+def echo_only_stage4_writing_a_pytest_hook(project: Path) -> None:
+    """The attack from the issue: an echo-only stage-4 project (it must fail) whose settings
+    find the checkout from sys.executable and append a hook that passes every test."""
+    take_file(project, "chat/consumers.py", from_stage=3)
+    append_to_settings(
+        """
+import sys as _sys
+from pathlib import Path as _Path
+_conftest = _Path(_sys.executable).parents[2] / "shared_tests" / "conftest.py"
+with open(_conftest, "a") as _hook:
+    _hook.write("\\nimport pytest\\n@pytest.hookimpl(hookwrapper=True)\\n"
+                "def pytest_runtest_makereport(item, call):\\n"
+                "    outcome = yield\\n    outcome.get_result().outcome = 'passed'\\n")
+"""
+    )(project)
+
+
+@dataclass
+class Hostile:
+    stage: int
+    plant: Callable[[Path], None]
+    says: str  # what the report must say about it
+    behaviours: tuple[
+        str, ...
+    ]  # the ones graded (enough to show the grade is not raised)
+    graded_normally: bool = False  # the hostility has no effect: graded like the stage
+    options: tuple[str, ...] = ()
+    time_limit: int = 120
+
+
+HOSTILE = {
+    "settings-append-a-pytest-hook-to-the-grader": Hostile(
+        4,
+        echo_only_stage4_writing_a_pytest_hook,
+        "No such file or directory",
+        ("room_broadcast", "ws_round_trip"),
+    ),
+    "settings-sleep-forever": Hostile(
+        3,
+        append_to_settings("import time\ntime.sleep(10**6)"),
+        "still loading after 10 s",
+        ("ws_round_trip",),
+        options=("--load-time-limit", "10"),
+    ),
+    "settings-loop-forever": Hostile(
+        3,
+        append_to_settings("while True:\n    pass"),
+        "still loading after 10 s",
+        ("ws_round_trip",),
+        options=("--load-time-limit", "10"),
+    ),
+    "settings-fork-a-child-that-keeps-the-output-open": Hostile(
+        3,
+        append_to_settings(
+            "import os, time\nif os.fork() == 0:\n    time.sleep(10**6)\n    os._exit(0)"
+        ),
+        "PASS",
+        ("ws_round_trip", "manage_check"),
+        graded_normally=True,
+    ),
+    "settings-kill-its-parent-and-everything-it-sees": Hostile(
+        3,
+        append_to_settings(
+            "import os, signal\n"
+            "for _pid in (os.getppid(), -1):\n"
+            "    try:\n"
+            "        os.kill(_pid, signal.SIGKILL)\n"
+            "    except OSError:\n"
+            "        pass"
+        ),
+        "PASS",
+        ("ws_round_trip",),
+        graded_normally=True,
+    ),
+    "settings-fork-endlessly": Hostile(
+        3,
+        append_to_settings("import os\nwhile True:\n    os.fork()"),
+        "process limit",
+        ("ws_round_trip",),
+    ),
+    "settings-eat-memory": Hostile(
+        3,
+        append_to_settings(
+            "_hoard = []\nwhile True:\n    _hoard.append(bytearray(10**8))"
+        ),
+        "memory limit",
+        ("ws_round_trip",),
+    ),
+    "settings-write-outside-its-copy": Hostile(
+        3,
+        append_to_settings(
+            "import site\n"
+            "with open(site.getsitepackages()[0] + '/workshop_owned.pth', 'w') as _f:\n"
+            "    _f.write('import os')"
+        ),
+        "may write only in its own copy",
+        ("ws_round_trip",),
+    ),
+    "settings-exit-0-while-loading": Hostile(
+        3,
+        append_to_settings(
+            "import os\nprint('System check identified no issues (0 silenced).')\n"
+            "os._exit(0)"
+        ),
+        "exited (code 0) without a word while loading",
+        ("manage_check", "ws_round_trip"),
+    ),
+    "consumer-never-accepts": Hostile(
+        3,
+        lambda p: edit(
+            p, "chat/consumers.py", "        self.accept()\n", "        pass\n"
+        ),
+        "the server refused the WebSocket",
+        ("ws_round_trip",),
+    ),
+    "consumer-blocks-forever-in-receive": Hostile(
+        3,
+        consumer_method("receive", "import threading\nthreading.Event().wait()"),
+        "nothing arrived within 5 s",
+        ("ws_round_trip",),
+    ),
+    "consumer-floods-the-log": Hostile(
+        3,
+        consumer_method("connect", "while True:\n    print('flood ' * 1000)"),
+        "output limit",
+        ("ws_round_trip",),
+    ),
+    "consumer-exits-0-inside-a-test": Hostile(
+        3,
+        consumer_method("receive", "import os\nos._exit(0)"),
+        "exited on its own (code 0)",
+        ("ws_round_trip", "room_isolation"),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def pristine_scores(tmp_path_factory) -> dict[tuple[int, tuple[str, ...]], int]:
+    """Score of the untouched stage on a behaviour subset (graded once per subset)."""
+    scores = {}
+
+    def score(stage: int, behaviours: tuple[str, ...]) -> int:
+        key = (stage, behaviours)
+        if key not in scores:
+            tmp = tmp_path_factory.mktemp("pristine")
+            options = [o for b in behaviours for o in ("--behaviour", b)]
+            graded = grade(copy_stage(stage, tmp), stage, tmp, *options)
+            assert graded.returncode == 0, graded.output[-2000:]
+            scores[key] = graded.results["score"]
+        return scores[key]
+
+    return score
+
+
+@pytest.mark.parametrize("case", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_project_gets_a_report_and_no_more_than_it_earned(
+    tmp_path, case, pristine_scores
+):
+    """The run ends within its limits, the report says what happened, the score is not above
+    what the stage earns without the hostile code, and the grader's files are unchanged."""
+    project = copy_stage(case.stage, tmp_path)
+    case.plant(project)
+    options = [o for b in case.behaviours for o in ("--behaviour", b)]
+    options += ["--time-limit", str(case.time_limit), *case.options]
+    before = fingerprint()
+    graded = grade(
+        project, case.stage, tmp_path, *options, timeout=case.time_limit + GRACE
+    )
+    assert changed_files(before, fingerprint()) == [], "the grader's files changed"
+    text = graded.report + "\n" + json.dumps(graded.results, ensure_ascii=False)
+    assert case.says in text, f"the report does not say {case.says!r}:\n{graded.report}"
+    earned = pristine_scores(case.stage, case.behaviours)
+    assert graded.results["score"] <= earned
+    if case.graded_normally:
+        assert graded.returncode == 0, graded.report
+        assert graded.results["score"] == earned
+    else:
+        assert graded.returncode in (1, 2), graded.output[-2000:]
+        assert graded.results["score"] < earned
+        assert all(t["status"] == "failed" for t in graded.results["tests"])
+
+
+NEVER_ACCEPTS = HOSTILE["consumer-never-accepts"].plant
+# Every socket these open waits 5 s for a handshake that never comes: well over 15 s.
+SOCKET_BEHAVIOURS = ("ws_round_trip", "room_broadcast", "room_isolation", "bad_frames")
+
+
+def test_a_run_over_its_time_limit_is_stopped_and_the_next_is_graded_normally(tmp_path):
+    """Three projects graded into one report folder: a pristine one, one whose run
+    overruns its time limit (stopped, every behaviour failed with the reason, nothing of
+    the previous report left), then a pristine one again, graded normally."""
+    behaviours = [o for b in SOCKET_BEHAVIOURS for o in ("--behaviour", b)]
+    first = grade(copy_stage(3, tmp_path, "first"), 3, tmp_path, *behaviours)
+    assert first.returncode == 0 and (tmp_path / "report" / "junit.xml").is_file()
+
+    hostile = copy_stage(3, tmp_path, "hostile")
+    NEVER_ACCEPTS(hostile)
+    stopped = grade(
+        hostile, 3, tmp_path, *behaviours, "--time-limit", "15", timeout=15 + GRACE
+    )
+    assert stopped.returncode == 1, stopped.output[-2000:]
+    assert "did not finish within its time limit (15 s)" in stopped.report
+    assert stopped.results["score"] == 0 and stopped.results["tests"]
+    assert all(
+        t["status"] == "failed" and "time limit" in t["output"]
+        for t in stopped.results["tests"]
+    )
+    assert "hostile" in stopped.report and "first" not in stopped.report
+    assert not (tmp_path / "report" / "junit.xml").exists(), "a stale junit.xml"
+
+    last = grade(copy_stage(3, tmp_path, "last"), 3, tmp_path, *behaviours)
+    assert last.returncode == 0, last.output[-2000:]
+    assert last.results["score"] == first.results["score"] > 0
