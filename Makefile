@@ -21,11 +21,13 @@ STRICT ?=
 QUICK ?=
 UNSANDBOXED ?=
 REPORT_DIR ?=
+JOBS ?=
+FRESH ?=
 
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 diff test grade check bench docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check bench docs lint format clean
 
 help:
 	@echo "make step1 .. step5          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
@@ -33,6 +35,8 @@ help:
 	@echo "make diff [FROM=N] TO=M      show a lesson's change between two stages"
 	@echo "make grade STEP=N DIR=path   grade a student's project as stage N (STRICT=1: robustness counts)"
 	@echo "                             in the sandbox (UNSANDBOXED=1 where bwrap cannot run)"
+	@echo "make grade-class STEP=N DIR=submissions [JOBS=k] [FRESH=1]"
+	@echo "                             grade every sub-folder or .zip of DIR (class.csv, index.html)"
 	@echo "make check DIR=path          how far a student's project gets, stage by stage"
 	@echo "make bench [QUICK=1]         measure sync vs async consumers and channel layers"
 	@echo "make docs                    refresh the code and diffs quoted in docs/"
@@ -77,6 +81,12 @@ SANDBOX_NEED = $(if $(UNSANDBOXED),,sandbox)
 grade: grade-args setup
 	@tools/require.sh redis browser $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.grade --stage "$(STEP)" --project "$(DIR)" $(GRADE_OPTIONS)
+
+grade-class: grade-args setup
+	@tools/require.sh redis browser $(SANDBOX_NEED)
+	@$(PY) -m tools.grading.class_grading --stage "$(STEP)" --submissions "$(DIR)" \
+		$(if $(JOBS),--jobs "$(JOBS)") $(if $(FRESH),--fresh) $(if $(STRICT),--strict) \
+		$(if $(UNSANDBOXED),--unsandboxed) $(if $(REPORT_DIR),--report-dir "$(REPORT_DIR)")
 
 check: setup
 	@tools/require.sh redis browser $(SANDBOX_NEED)

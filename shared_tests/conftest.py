@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from shared_tests.browser import NoBrowser, start_browser
+from shared_tests.chat_client import room_name
+from shared_tests.crowd import IdleCrowds
 from shared_tests.report import BehaviourReport
 from shared_tests.servers import ServerPool
 from shared_tests.stage_under_test import StageUnderTest
@@ -98,6 +100,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "repository: checks this repository itself, not a stage's behaviour"
     )
+    config.addinivalue_line(
+        "markers", "xdist_group(name): pytest-xdist runs these tests on one worker"
+    )
     known = [stage.number for stage in COURSE.stages]
     stages = config.getoption("--stage") or known
     for number in stages:
@@ -136,6 +141,7 @@ def pytest_configure(config):
         report.notes.append(config.workshop_sandbox.describe())
     config.workshop_report = report
     config.workshop_probe_facts = None
+    config.workshop_selected = set()
     config.pluginmanager.register(
         BehaviourReport(report, config.getoption("--report-dir")), "workshop-report"
     )
@@ -188,8 +194,23 @@ def wanted(config, item) -> bool:
     )
 
 
+def behaviour_key(item) -> tuple[str, int] | None:
+    """(behaviour id, stage) of a behaviour test; None for a repository check."""
+    marker = item.get_closest_marker("behaviour")
+    callspec = getattr(item, "callspec", None)
+    if marker is None or callspec is None or not callspec.params.get("stage"):
+        return None
+    return marker.args[0], callspec.params["stage"]
+
+
 def pytest_collection_modifyitems(config, items):
     keep = [item for item in items if wanted(config, item)]
+    # The idle-socket tests last: their wait then overlaps everything else (idle_crowds).
+    keep.sort(key=lambda item: (behaviour_key(item) or ("",))[0] == "idle_sockets")
+    config.workshop_selected = {behaviour_key(item) for item in keep} - {None}
+    for item in keep:  # pytest-xdist: each stage's tests on one worker, with its server
+        if key := behaviour_key(item):
+            item.add_marker(pytest.mark.xdist_group(f"stage{key[1]}"))
     if config.workshop_project is not None and keep:
         problem = load_problem(config)
         if problem:  # nothing to run: every behaviour fails, saying why
@@ -253,9 +274,25 @@ def redis_server():
 
 
 @pytest.fixture(scope="session")
-def stages_under_test(request, tmp_path_factory, server_pool):
+def idle_crowds(request):
+    """Ten idle clients per stage whose idle-sockets test this run has, opened by
+    stages_under_test when the stage's server starts."""
+    crowds = IdleCrowds(size=10)
+    yield crowds
+    crowds.close()
+
+
+@pytest.fixture(scope="session")
+def stages_under_test(request, tmp_path_factory, server_pool, idle_crowds):
     """Stage number -> StageUnderTest, each made (copied, probed, served) when first needed."""
     config = request.config
+
+    def started(number: int, server) -> None:
+        if ("idle_sockets", number) in config.workshop_selected:
+            try:
+                idle_crowds.open(number, server, room_name("idle"))
+            except Exception:  # noqa: BLE001 - the idle test says it could not connect
+                pass
 
     def redis_url(db: int) -> str:
         return request.getfixturevalue("redis_server").url(db)
@@ -272,6 +309,7 @@ def stages_under_test(request, tmp_path_factory, server_pool):
                 pool=server_pool,
                 redis_url=redis_url,
                 facts=config.workshop_probe_facts,
+                on_start=started,
             )
         return cache[number]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -88,3 +89,27 @@ class BackgroundLoop:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+
+
+class IdleCrowds:
+    """Idle clients for the idle-sockets behaviour, opened the moment a stage's server
+    starts: their half-minute of silence then overlaps every other test of the stage (whose
+    idle test runs last) instead of adding to the run."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.loop: BackgroundLoop | None = None
+        self.opened: dict[int, tuple[list[ClientConnection], float]] = {}
+
+    def open(self, stage: int, server: Server, room: str) -> None:
+        if self.loop is None:
+            self.loop = BackgroundLoop()
+        sockets = self.loop.run(open_crowd(server, room, self.size))
+        self.opened[stage] = (sockets, time.monotonic())
+
+    def close(self) -> None:
+        if self.loop is None:
+            return
+        for sockets, _ in self.opened.values():
+            self.loop.run(close_all(sockets))
+        self.loop.stop()

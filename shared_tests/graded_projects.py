@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +95,38 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
         str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
         for path in folder.rglob("*")
     }
+
+
+# ---------------------------------------------------------------------------- hostile code
+def append_to_settings(code: str) -> Callable[[Path], None]:
+    def plant(project: Path) -> None:
+        with open(
+            project / "mysite" / "settings.py", "a", encoding="utf-8"
+        ) as settings:
+            settings.write("\n" + code.strip() + "\n")
+
+    return plant
+
+
+def consumer_method(method: str, body: str) -> Callable[[Path], None]:
+    """Replace the first line of a stage-3 consumer method with `body`."""
+    first_lines = {
+        "connect": "    def connect(self):\n        self.accept()\n",
+        "receive": "    def receive(self, text_data=None, bytes_data=None):\n",
+    }
+
+    def plant(project: Path) -> None:
+        old = first_lines[method]
+        head = old.splitlines()[0] + "\n"
+        indented = "".join(f"        {line}\n" for line in body.strip().splitlines())
+        edit(project, "chat/consumers.py", old, head + indented + old[len(head) :])
+
+    return plant
+
+
+def never_accepts(project: Path) -> None:
+    """A stage-3 consumer that never accepts a socket."""
+    edit(project, "chat/consumers.py", "        self.accept()\n", "        pass\n")
+
+
+settings_sleep_forever = append_to_settings("import time\ntime.sleep(10**6)")

@@ -23,6 +23,7 @@ class StageUnderTest:
         pool: ServerPool,
         redis_url: Callable[[int], str],
         facts: dict | None = None,
+        on_start: Callable[[int, Server], None] = lambda number, server: None,
     ):
         self.number = number
         self.source = source
@@ -31,6 +32,7 @@ class StageUnderTest:
         self._redis_url = redis_url
         self._project: Project | None = None
         self._facts = facts  # what an earlier probe of the same code found
+        self._on_start = on_start  # called once the main server runs
         self._server: Server | None = None
         self._server_failure: AssertionError | None = None
 
@@ -78,6 +80,7 @@ class StageUnderTest:
             except AssertionError as failure:
                 self._server_failure = failure  # fail fast for the stage's other tests
                 raise
+            self._on_start(self.number, self._server)
         return self._server
 
     @property

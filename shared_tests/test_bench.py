@@ -11,7 +11,8 @@ import pytest
 from tools.bench.report import list_tables, markdown_table
 from tools.course import REPO
 
-pytestmark = pytest.mark.repository
+# One worker for the module: its tests share one benchmark run.
+pytestmark = [pytest.mark.repository, pytest.mark.xdist_group("bench")]
 BENCH_TIMEOUT = 120
 
 

@@ -17,14 +17,12 @@ from shared_tests.chat_client import (
     send_message,
 )
 from shared_tests.crowd import (
-    BackgroundLoop,
     abnormal_closes,
     close_all,
     loss_report,
     open_crowd,
     receive_messages,
 )
-from tools.course import load_course
 
 REDIS_UNAVAILABLE = 4503
 IDLE_SECONDS = 30
@@ -94,36 +92,14 @@ def test_redis_down_closes_with_4503_and_recovers(stage_project, own_redis):
         stage_project.stop_server(server)
 
 
-IDLE_CLIENTS = 10
-
-
-@pytest.fixture(scope="session")
-def idle_crowds(request, stages_under_test):
-    """Ten clients in a room of every stage the idle test checks, all opened at its first run,
-    so that the stages' idle half-minutes overlap instead of adding up.
-    Yields (loop, {stage: (sockets, opened_at)}); a stage whose server fails is left out."""
-    behaviour = load_course().behaviour("idle_sockets")
-    loop, crowds = BackgroundLoop(), {}
-    for number in request.config.workshop_stages:
-        if not behaviour.checked_at(number):
-            continue
-        try:
-            server = stages_under_test(number).server
-        except AssertionError:
-            continue  # that stage's own test reports why
-        sockets = loop.run(open_crowd(server, room_name("idle"), IDLE_CLIENTS))
-        crowds[number] = (sockets, time.monotonic())
-    yield loop, crowds
-    for sockets, _ in crowds.values():
-        loop.run(close_all(sockets))
-    loop.stop()
-
-
 @pytest.mark.behaviour("idle_sockets")
 def test_idle_sockets_stay_open_and_receive(server, stage, idle_crowds):
-    """Ten clients idle for 30 s are all still open and all receive the next message."""
-    loop, crowds = idle_crowds
-    sockets, opened_at = crowds[stage]
+    """Ten clients idle for 30 s are all still open and all receive the next message.
+    They were opened when the stage's server started (conftest.py: idle_crowds), and this
+    test runs last, so the wait overlaps the stage's other tests."""
+    assert stage in idle_crowds.opened, "the idle clients could not connect"
+    loop = idle_crowds.loop
+    sockets, opened_at = idle_crowds.opened[stage]
     time.sleep(max(0.0, opened_at + IDLE_SECONDS - time.monotonic()))
 
     async def wake_up_and_listen():

@@ -11,37 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from shared_tests.graded_projects import copy_stage, edit, grade, take_file
+from shared_tests.graded_projects import (
+    append_to_settings,
+    consumer_method,
+    copy_stage,
+    edit,
+    grade,
+    never_accepts,
+    take_file,
+)
 from tools.grading.integrity import changed_files, fingerprint
 
 pytestmark = pytest.mark.repository
 GRACE = 60  # seconds for the grader's own work around a run (start-up, reports)
-
-
-def append_to_settings(code: str) -> Callable[[Path], None]:
-    def plant(project: Path) -> None:
-        with open(
-            project / "mysite" / "settings.py", "a", encoding="utf-8"
-        ) as settings:
-            settings.write("\n" + code.strip() + "\n")
-
-    return plant
-
-
-def consumer_method(method: str, body: str) -> Callable[[Path], None]:
-    """Replace the first line of a stage-3 consumer method with `body`."""
-    first_lines = {
-        "connect": "    def connect(self):\n        self.accept()\n",
-        "receive": "    def receive(self, text_data=None, bytes_data=None):\n",
-    }
-
-    def plant(project: Path) -> None:
-        old = first_lines[method]
-        head = old.splitlines()[0] + "\n"
-        indented = "".join(f"        {line}\n" for line in body.strip().splitlines())
-        edit(project, "chat/consumers.py", old, head + indented + old[len(head) :])
-
-    return plant
 
 
 def echo_only_stage4_writing_a_pytest_hook(project: Path) -> None:
@@ -226,7 +208,6 @@ def test_hostile_project_gets_a_report_and_no_more_than_it_earned(
         assert all(t["status"] == "failed" for t in graded.results["tests"])
 
 
-NEVER_ACCEPTS = HOSTILE["consumer-never-accepts"].plant
 # Every socket these open waits 5 s for a handshake that never comes: well over 15 s.
 SOCKET_BEHAVIOURS = ("ws_round_trip", "room_broadcast", "room_isolation", "bad_frames")
 
@@ -240,7 +221,7 @@ def test_a_run_over_its_time_limit_is_stopped_and_the_next_is_graded_normally(tm
     assert first.returncode == 0 and (tmp_path / "report" / "junit.xml").is_file()
 
     hostile = copy_stage(3, tmp_path, "hostile")
-    NEVER_ACCEPTS(hostile)
+    never_accepts(hostile)
     stopped = grade(
         hostile, 3, tmp_path, *behaviours, "--time-limit", "15", timeout=15 + GRACE
     )

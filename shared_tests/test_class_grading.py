@@ -1,0 +1,232 @@
+"""`make grade-class`: a folder of submissions graded in parallel, in the sandbox, into
+class.csv, a report folder per student and a sortable index.html; a re-run grades only what
+changed."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import http.server
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from shared_tests.browser import save_side_by_side, wait_until
+from shared_tests.graded_projects import (
+    COURSE,
+    consumer_method,
+    copy_stage,
+    edit,
+    settings_sleep_forever,
+)
+from tools.course import REPO
+
+# One worker for the module: its tests share one graded class.
+pytestmark = [pytest.mark.repository, pytest.mark.xdist_group("class-grading")]
+STAGE = 3
+
+
+def zip_folder(folder: Path, archive: Path, inside: str) -> None:
+    """Zip `folder` as `inside/...` (one folder down, as students often hand in)."""
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in folder.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zipped.write(path, f"{inside}/{path.relative_to(folder)}")
+
+
+exits_in_receive = consumer_method("receive", "import os\nos._exit(0)")
+
+
+def forget_origin_check(project: Path) -> None:
+    edit(
+        project,
+        "mysite/asgi.py",
+        "AllowedHostsOriginValidator(\n            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))\n        )",
+        "AuthMiddlewareStack(URLRouter(websocket_urlpatterns))",
+    )
+
+
+def build_class(root: Path) -> Path:
+    """Six students: two pristine (a folder, a nested zip), one who forgot the Origin
+    check, a hostile one whose server exits in the middle of a test, one whose settings
+    never finish loading, and a folder without a project."""
+    submissions = root / "submissions"
+    submissions.mkdir()
+    copy_stage(STAGE, submissions, "ada")
+    zip_folder(copy_stage(STAGE, root, "bo"), submissions / "bo.zip", "my-chat")
+    forget_origin_check(copy_stage(STAGE, submissions, "cy"))
+    exits_in_receive(copy_stage(STAGE, submissions, "dee"))
+    settings_sleep_forever(copy_stage(STAGE, submissions, "eve"))
+    (submissions / "fay").mkdir()
+    (submissions / "fay" / "notes.txt").write_text("I will hand it in tomorrow")
+    return submissions
+
+
+def grade_class(submissions: Path, report: Path, *options: str):
+    return subprocess.run(
+        [sys.executable, "-m", "tools.grading.class_grading", "--stage", str(STAGE)]
+        + ["--submissions", str(submissions), "--report-dir", str(report), *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def read_csv(path: Path) -> dict[str, dict]:
+    with open(path, encoding="utf-8") as file:
+        return {row["student"]: row for row in csv.DictReader(file)}
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """The class graded once, two at a time (eve's settings sleep past a 15 s load limit,
+    so the class also shows that one slow submission does not hold the others up)."""
+    root = tmp_path_factory.mktemp("class")
+    submissions = build_class(root)
+    result = grade_class(
+        submissions, root / "report", "--jobs", "2", "--load-time-limit", "15"
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return submissions, root / "report", result
+
+
+def test_every_student_gets_a_row_and_a_report_folder(graded_class):
+    """class.csv has a row per student with score, max, passed, seconds and the first
+    failing behaviour; each student's folder has the usual reports."""
+    _, report, result = graded_class
+    rows = read_csv(report / "class.csv")
+    assert list(rows) == ["ada", "bo", "cy", "dee", "eve", "fay"]
+    full = rows["ada"]["max_score"]
+    assert rows["ada"]["score"] == rows["bo"]["score"] == full
+    assert rows["ada"]["passed"] == rows["bo"]["passed"] == "True"
+    assert "one folder down, in my-chat/" in rows["bo"]["note"]
+    assert rows["cy"]["first_failing_behaviour"] == "origin_check"
+    for student in ("cy", "dee", "eve", "fay"):
+        assert rows[student]["passed"] == "False"
+        assert int(rows[student]["score"]) < int(full)
+    assert rows["dee"][
+        "first_failing_behaviour"
+    ]  # its server died: the first check fails
+    assert "still loading after 15 s" in rows["eve"]["note"]
+    assert "no manage.py" in rows["fay"]["note"]
+    for student in rows:
+        assert (report / student / "results.json").is_file()
+        assert (report / student / "report.txt").is_file()
+    assert "students, ETA" in result.stderr  # the progress line
+
+
+def progress_of(result) -> dict[str, str]:
+    """student -> how it was graded ("unchanged" or "12 s"), from the progress lines."""
+    found = {}
+    for line in result.stderr.replace("\r", "\n").splitlines():
+        if "students, ETA" in line:
+            student, _, rest = line.split("  ", 1)[1].partition(": ")
+            found[student] = rest.rsplit("(", 1)[1].rstrip(")")
+    return found
+
+
+def test_a_rerun_grades_only_what_changed(graded_class):
+    """Nothing changed: nobody is graded again. One submission changed (fay handed in a
+    manage.py): only that one."""
+    submissions, report, _ = graded_class
+    again = grade_class(submissions, report, "--load-time-limit", "15")
+    assert set(progress_of(again).values()) == {"unchanged"}, again.stderr
+    (submissions / "fay" / "manage.py").write_text("# handed in late, still empty\n")
+    changed = progress_of(grade_class(submissions, report, "--load-time-limit", "15"))
+    assert changed.pop("fay") != "unchanged"
+    assert set(changed.values()) == {"unchanged"}
+
+
+def test_fresh_grades_everyone_again(tmp_path):
+    """FRESH=1 (--fresh) grades a student whose submission did not change."""
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    copy_stage(1, submissions, "gus")
+    options = ("--behaviour", "manage_check")
+    grade_class(submissions, tmp_path / "report", *options)
+    assert progress_of(grade_class(submissions, tmp_path / "report", *options)) == {
+        "gus": "unchanged"
+    }
+    fresh = grade_class(submissions, tmp_path / "report", *options, "--fresh")
+    assert progress_of(fresh)["gus"] != "unchanged"
+
+
+@pytest.fixture
+def served(graded_class):
+    """The report folder over HTTP on the loopback (the test browser runs in the sandbox,
+    which cannot read files outside it)."""
+    _, report, _ = graded_class
+    handler = functools.partial(QuietHandler, directory=str(report))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        httpd.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_the_summary_page_sorts_and_shows_every_behaviour(served, browser):
+    """index.html lists students x behaviours; clicking "score" sorts by it. Its screenshot
+    goes to the docs."""
+    browser.switch_to.new_window("window")
+    browser.set_window_size(1100, 640)
+    browser.get(f"{served}/index.html")
+    headings = [th.text for th in browser.find_elements(By.TAG_NAME, "th")]
+    behaviours = [b.id for b in COURSE.behaviours if b.checked_at(STAGE)]
+    assert headings[:3] == ["student", "score", "max"] and behaviours == headings[3:-1]
+
+    def students(driver):
+        return [row.find_element(By.TAG_NAME, "td").text for row in rows_of(driver)]
+
+    browser.find_elements(By.TAG_NAME, "th")[1].click()
+    wait_until(browser, lambda d: students(d)[-1] in ("ada", "bo"), "not sorted")
+    scores = [int(r.find_elements(By.TAG_NAME, "td")[1].text) for r in rows_of(browser)]
+    assert scores == sorted(scores)
+    save_side_by_side(
+        browser,
+        [browser.current_window_handle],
+        ["make grade-class: grade-report/index.html"],
+        REPO / "docs" / "images" / "screenshots" / "class-summary.png",
+    )
+    browser.close()
+    browser.switch_to.window(browser.window_handles[0])
+
+
+def rows_of(driver):
+    return driver.find_element(By.TAG_NAME, "tbody").find_elements(By.TAG_NAME, "tr")
+
+
+def test_a_folder_that_is_not_a_class_is_one_line(tmp_path):
+    result = grade_class(tmp_path / "nowhere", tmp_path / "report")
+    assert result.returncode == 2 and "no such folder of submissions" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = grade_class(tmp_path / "empty", tmp_path / "report")
+    assert result.returncode == 2 and "holds no sub-folder or .zip" in result.stderr
+
+
+def test_a_zip_that_escapes_its_folder_is_refused(tmp_path):
+    """A zip entry like ../../evil.py is refused (zip slip), a link inside is left out."""
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    with zipfile.ZipFile(submissions / "mallory.zip", "w") as zipped:
+        zipped.writestr("../../escaped.py", "print('out')")
+        zipped.writestr("manage.py", "print('hi')")
+    result = grade_class(
+        submissions, tmp_path / "report", "--behaviour", "manage_check"
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "escaped.py").exists()
+    assert (
+        "a path outside the project"
+        in read_csv(tmp_path / "report" / "class.csv")["mallory"]["note"]
+    )

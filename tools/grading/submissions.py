@@ -1,0 +1,154 @@
+"""A class folder of submissions: every sub-folder or .zip of it is one student. Finds each
+student's project (manage.py at the top, or one folder down, which the report mentions) and
+unpacks zips safely (no path outside the target, no links, a size cap, no zip bombs)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tools.grading.project import (
+    MAX_PROJECT_BYTES,
+    MAX_PROJECT_FILES,
+    ProjectError,
+    ignored,
+)
+
+SKIPPED_ENTRIES = ("__MACOSX",)  # what macOS' Finder adds to every zip
+
+
+@dataclass(frozen=True)
+class Submission:
+    student: str  # the folder's or zip's name, used for the report folder
+    path: Path  # the folder or the .zip
+
+    @property
+    def is_zip(self) -> bool:
+        return self.path.suffix.lower() == ".zip"
+
+
+class ClassFolderError(Exception):
+    """DIR is not a folder of submissions; the message is one readable line."""
+
+
+def student_name(path: Path) -> str:
+    """A name that is safe as a folder name and a CSV cell (the zip's stem, the folder's name)."""
+    name = path.stem if path.suffix.lower() == ".zip" else path.name
+    return re.sub(r"[^\w.@+-]+", "_", name).strip("._") or "student"
+
+
+def find_submissions(folder: str | Path) -> list[Submission]:
+    path = Path(folder).expanduser()
+    if not str(folder).strip():
+        raise ClassFolderError(
+            "No folder given: pass DIR=path/to/submissions (one sub-folder or .zip per "
+            "student)."
+        )
+    if not path.is_dir():
+        raise ClassFolderError(f"{folder}: no such folder of submissions.")
+    found, names = [], set()
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith(".") or entry.name in SKIPPED_ENTRIES:
+            continue
+        if entry.is_dir() or (entry.is_file() and entry.suffix.lower() == ".zip"):
+            name = student_name(entry)
+            while name in names:  # alice/ and alice.zip: keep both
+                name += "_"
+            names.add(name)
+            found.append(Submission(name, entry))
+    if not found:
+        raise ClassFolderError(
+            f"{folder} holds no sub-folder or .zip: put one per student in it."
+        )
+    return found
+
+
+def locate_project(root: Path) -> tuple[Path, str]:
+    """The folder holding manage.py: `root` itself, or one level down (tolerated, and said).
+    Returns (folder, note)."""
+    if (root / "manage.py").is_file():
+        return root, ""
+    nested = sorted(
+        p.parent
+        for p in root.glob("*/manage.py")
+        if p.parent.name not in SKIPPED_ENTRIES
+    )
+    if len(nested) == 1:
+        inner = nested[0].relative_to(root).as_posix()
+        return nested[0], f"manage.py was one folder down, in {inner}/"
+    if len(nested) > 1:
+        names = ", ".join(p.name for p in nested)
+        raise ProjectError(f"the submission holds several projects ({names})")
+    raise ProjectError(
+        "the submission has no manage.py (at its top or one folder down)"
+    )
+
+
+def unpack(archive: Path, destination: Path) -> Path:
+    """Extract a student's zip into `destination`: regular files and folders only, every path
+    inside `destination`, the same size and file caps as a copied project."""
+    try:
+        zipped = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ProjectError(f"{archive.name} is not a readable zip ({error})") from None
+    total_bytes = total_files = 0
+    with zipped:
+        for member in zipped.infolist():
+            parts = PurePosixPath(member.filename.replace("\\", "/")).parts
+            if not parts or parts[0] in SKIPPED_ENTRIES:
+                continue
+            if parts[0] == "/" or ".." in parts or ":" in parts[0]:
+                raise ProjectError(
+                    f"{archive.name} holds a path outside the project: {member.filename}"
+                )
+            if any(ignored(part) for part in parts):
+                continue
+            mode = member.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                continue  # a link could point anywhere: leave it out
+            target = destination.joinpath(*parts)
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            total_bytes += member.file_size
+            total_files += 1
+            if total_bytes > MAX_PROJECT_BYTES or total_files > MAX_PROJECT_FILES:
+                raise ProjectError(
+                    f"{archive.name} unpacks to more than "
+                    f"{MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zipped.open(member) as source, open(target, "wb") as copy:
+                copied = 0
+                while chunk := source.read(1 << 16):
+                    copied += len(chunk)
+                    if copied > member.file_size:  # a header that lies about the size
+                        raise ProjectError(f"{archive.name} is malformed (sizes lie)")
+                    copy.write(chunk)
+    return destination
+
+
+def fingerprint_submission(submission: Submission) -> str:
+    """A hash of what the student handed in (file names and contents; caches left out)."""
+    digest = hashlib.sha256()
+    if submission.is_zip:
+        digest.update(submission.path.read_bytes())
+        return digest.hexdigest()
+    for root, folders, files in sorted(os.walk(submission.path)):  # links not followed
+        folders[:] = sorted(f for f in folders if not ignored(f))
+        for name in sorted(files + [f for f in folders if Path(root, f).is_symlink()]):
+            path = Path(root, name)
+            relative = path.relative_to(submission.path)
+            info = path.lstat()
+            if ignored(name):
+                continue
+            if stat.S_ISLNK(info.st_mode):
+                digest.update(f"{relative}->{os.readlink(path)}".encode())
+            elif stat.S_ISREG(info.st_mode):
+                digest.update(str(relative).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
