@@ -23,6 +23,8 @@ UNSANDBOXED ?=
 REPORT_DIR ?=
 JOBS ?=
 FRESH ?=
+# Workers for the whole suite (pytest-xdist); each stage's tests stay on one worker.
+TEST_WORKERS ?= 3
 
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
@@ -71,7 +73,7 @@ diff: diff-args setup
 
 test: test-args setup
 	@tools/require.sh redis browser sandbox
-	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP))
+	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP),-n $(TEST_WORKERS))
 
 # Grading runs students' code: in the sandbox, unless UNSANDBOXED=1 where bwrap cannot run.
 GRADE_OPTIONS = $(if $(STRICT),--strict) $(if $(UNSANDBOXED),--unsandboxed) \

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -100,9 +101,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "repository: checks this repository itself, not a stage's behaviour"
     )
-    config.addinivalue_line(
-        "markers", "xdist_group(name): pytest-xdist runs these tests on one worker"
-    )
+
     known = [stage.number for stage in COURSE.stages]
     stages = config.getoption("--stage") or known
     for number in stages:
@@ -203,14 +202,61 @@ def behaviour_key(item) -> tuple[str, int] | None:
     return marker.args[0], callspec.params["stage"]
 
 
+# ---------------------------------------------------------------------------- workers
+# Modules whose tests share one costly module fixture (a graded class, a benchmark run).
+SHARED_FIXTURE_MODULES = ("test_bench.py", "test_class_grading.py")
+STAGE_IN_NODEID = re.compile(r"\[stage(\d+)[-\]]")
+
+
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist sends to one worker as a whole: all the tests of a stage (they
+    share its server and its idle clients), a module with a shared fixture, or one test."""
+    if match := STAGE_IN_NODEID.search(nodeid):
+        return f"stage{match.group(1)}"
+    module = nodeid.split("::", 1)[0]
+    return module if module.endswith(SHARED_FIXTURE_MODULES) else nodeid
+
+
+# The work units that take longest, longest first: they start at once and the short ones
+# fill the workers around them (a class graded, a benchmark, `make check`, two stages).
+LONGEST_FIRST = (
+    "test_class_grading.py",
+    "test_bench.py",
+    "test_make_check",
+    "stage5",
+    "stage4",
+    "test_hostile_projects.py",
+    "test_grader.py",
+)
+
+
+def start_order(item) -> int:
+    unit = work_unit(item.nodeid)
+    for rank, name in enumerate(LONGEST_FIRST):
+        if name in unit:
+            return rank
+    return len(LONGEST_FIRST)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order start_order() gave
+    return WorkUnitScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     keep = [item for item in items if wanted(config, item)]
     # The idle-socket tests last: their wait then overlaps everything else (idle_crowds).
     keep.sort(key=lambda item: (behaviour_key(item) or ("",))[0] == "idle_sockets")
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: longest units first
+        keep.sort(key=start_order)
     config.workshop_selected = {behaviour_key(item) for item in keep} - {None}
-    for item in keep:  # pytest-xdist: each stage's tests on one worker, with its server
-        if key := behaviour_key(item):
-            item.add_marker(pytest.mark.xdist_group(f"stage{key[1]}"))
     if config.workshop_project is not None and keep:
         problem = load_problem(config)
         if problem:  # nothing to run: every behaviour fails, saying why
@@ -228,10 +274,11 @@ def pytest_collection_modifyitems(config, items):
             )
             keep = []
     if len(keep) < len(items):
+        kept = set(keep)
         config.hook.pytest_deselected(
-            items=[item for item in items if item not in keep]
+            items=[item for item in items if item not in kept]
         )
-        items[:] = keep
+    items[:] = keep
 
 
 def load_problem(config) -> str | None:

@@ -11,8 +11,7 @@ import pytest
 from tools.bench.report import list_tables, markdown_table
 from tools.course import REPO
 
-# One worker for the module: its tests share one benchmark run.
-pytestmark = [pytest.mark.repository, pytest.mark.xdist_group("bench")]
+pytestmark = pytest.mark.repository
 BENCH_TIMEOUT = 120
 
 

@@ -26,8 +26,7 @@ from shared_tests.graded_projects import (
 )
 from tools.course import REPO
 
-# One worker for the module: its tests share one graded class.
-pytestmark = [pytest.mark.repository, pytest.mark.xdist_group("class-grading")]
+pytestmark = pytest.mark.repository
 STAGE = 3
 
 

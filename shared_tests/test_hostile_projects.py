@@ -102,7 +102,12 @@ HOSTILE = {
     ),
     "settings-fork-endlessly": Hostile(
         3,
-        append_to_settings("import os\nwhile True:\n    os.fork()"),
+        append_to_settings(
+            "import os, time\n"
+            "while True:\n"
+            "    if os.fork() == 0:\n"
+            "        time.sleep(10**6)"
+        ),
         "process limit",
         ("ws_round_trip",),
     ),
