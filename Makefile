@@ -29,7 +29,7 @@ TEST_WORKERS ?= 3
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check bench docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder bench docs lint format clean
 
 help:
 	@echo "make step1 .. step5          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
@@ -40,6 +40,7 @@ help:
 	@echo "make grade-class STEP=N DIR=submissions [JOBS=k] [FRESH=1]"
 	@echo "                             grade every sub-folder or .zip of DIR (class.csv, index.html)"
 	@echo "make check DIR=path          how far a student's project gets, stage by stage"
+	@echo "make autograder STEP=N       dist/autograder-stepN.zip for Gradescope"
 	@echo "make bench [QUICK=1]         measure sync vs async consumers and channel layers"
 	@echo "make docs                    refresh the code and diffs quoted in docs/"
 	@echo "make lint | format | setup | clean"
@@ -94,6 +95,9 @@ check: setup
 	@tools/require.sh redis browser $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(GRADE_OPTIONS)
 
+autograder: grade-args setup
+	@$(PY) -m tools.grading.autograder build --stage "$(STEP)"
+
 bench: setup
 	@tools/require.sh redis
 	@$(PY) -m tools.bench $(if $(QUICK),--quick)
@@ -110,5 +114,5 @@ format: setup
 	@$(PY) -m ruff check --fix .
 
 clean:
-	rm -rf $(VENV) grade-report .pytest_cache
+	rm -rf $(VENV) grade-report dist .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} + ; find . -name db.sqlite3 -delete

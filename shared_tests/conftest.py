@@ -26,14 +26,16 @@ from tools.redis_server import PrivateRedis, RedisMissing
 
 COURSE = load_course()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+GRADING = False  # set by pytest_configure: a student's project is graded
 
 
 def missing_prerequisite(message: str) -> None:
-    """A missing Redis or browser: a failure in CI, a skip (never a pass) elsewhere."""
-    if IN_CI:
-        pytest.fail(
-            f"{message} (CI=true: missing prerequisites fail the run)", pytrace=False
-        )
+    """A missing Redis or browser: a failure in CI and when grading (a student must never
+    lose points to the grader's machine without it saying so), a skip (never a pass) when
+    running the workshop's own stages on a laptop."""
+    if IN_CI or GRADING:
+        why = "CI=true" if IN_CI else "grading"
+        pytest.fail(f"{message} ({why}: missing prerequisites fail)", pytrace=False)
     pytest.skip(message)
 
 
@@ -87,10 +89,10 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--sandbox",
-        choices=("auto", "bwrap", "none"),
+        choices=("auto", "bwrap", "user", "none"),
         default="auto",
         help="run project processes in bubblewrap (auto: when it can run here; CI=true "
-        "and --project need it)",
+        "and --project need it), or as a user of their own without namespaces (user)",
     )
 
 
@@ -125,6 +127,8 @@ def pytest_configure(config):
             COURSE.behaviour(behaviour_id)
         except KeyError as error:
             raise pytest.UsageError(error.args[0]) from None
+    global GRADING
+    GRADING = project is not None
     config.workshop_stages = sorted(set(stages))
     config.workshop_project = project
     config.workshop_sandbox = sandbox_for(config)
@@ -204,7 +208,11 @@ def behaviour_key(item) -> tuple[str, int] | None:
 
 # ---------------------------------------------------------------------------- workers
 # Modules whose tests share one costly module fixture (a graded class, a benchmark run).
-SHARED_FIXTURE_MODULES = ("test_bench.py", "test_class_grading.py")
+SHARED_FIXTURE_MODULES = (
+    "test_bench.py",
+    "test_class_grading.py",
+    "test_autograder.py",
+)
 STAGE_IN_NODEID = re.compile(r"\[stage(\d+)[-\]]")
 
 
@@ -222,6 +230,7 @@ def work_unit(nodeid: str) -> str:
 LONGEST_FIRST = (
     "test_class_grading.py",
     "test_bench.py",
+    "test_autograder.py",
     "test_make_check",
     "stage5",
     "stage4",
@@ -301,6 +310,7 @@ def server_pool(request, tmp_path_factory):
     )
     yield pool
     pool.stop_all()
+    request.config.workshop_sandbox.end()
     request.config.workshop_report.notes.extend(pool.deaths)
 
 

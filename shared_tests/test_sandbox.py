@@ -28,6 +28,7 @@ from tools.grading.sandbox import (
     SandboxUnavailable,
     make_sandbox,
     network_namespace,
+    processes_of,
 )
 
 pytestmark = pytest.mark.repository
@@ -48,9 +49,9 @@ def write(path):
 secret, original, harness_pid = sys.argv[1:4]
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 print(json.dumps({
-    "grader_file_visible": Path(sys.argv[4]).exists(),
-    "secret_visible": Path(secret).exists(),
-    "original_folder_visible": Path(original).exists(),
+    "grader_file_visible": os.path.exists(sys.argv[4]),
+    "secret_visible": os.path.exists(secret),
+    "original_folder_visible": os.path.exists(original),
     "write_own_copy": write("written-by-the-sandbox.txt"),
     "write_venv": write(Path(sys.prefix) / "owned.pth"),
     "write_etc": write("/etc/owned"),
@@ -66,6 +67,9 @@ print(json.dumps({
 """
 
 
+SYSTEM_PYTHON = "/usr/bin/python3"  # one every user may run (the "user" kind needs it)
+
+
 def bwrap_sandbox(**limits):
     try:
         return make_sandbox("bwrap", dataclasses.replace(LIMITS, **limits))
@@ -73,12 +77,12 @@ def bwrap_sandbox(**limits):
         missing_prerequisite(f"no sandbox: {problem}")
 
 
-def run_python(sandbox, folder: Path, code: str, *args: str):
+def run_python(sandbox, folder: Path, code: str, *args: str, python=sys.executable):
     """Run `code` with the sandbox's Python in `folder` (a project copy), in the sandbox."""
     folder.mkdir(exist_ok=True)
     sandbox.prepare(folder)
     project = Project(folder, settings_module="unused")
-    return project.run([sys.executable, "-c", code, *args], sandbox, timeout=60)
+    return project.run([python, "-c", code, *args], sandbox, timeout=60)
 
 
 def test_a_project_process_sees_only_the_system_python_and_its_copy(
@@ -299,4 +303,45 @@ def test_missing_bwrap_is_one_line_saying_what_to_install(tmp_path):
     assert (
         "apt-get install bubblewrap" in result.stderr
         and "UNSANDBOXED=1" in result.stderr
+    )
+
+
+# ---------------------------------------------------------------------------- the "user" kind
+def test_without_namespaces_a_user_of_its_own_still_cannot_write_the_grader_files(
+    tmp_path, monkeypatch
+):
+    """The autograder's fallback where bwrap cannot run (root, no namespaces): another
+    user, no capabilities, the limits, none of the grader's environment; it may write only
+    its copy, and nothing of it outlives the run."""
+    if os.geteuid() != 0 or not Path(SYSTEM_PYTHON).exists():
+        pytest.skip("a user of its own needs root and a Python every user may run")
+    sandbox = make_sandbox("user")
+    private = tmp_path / "results"
+    private.mkdir(mode=0o700)
+    monkeypatch.setenv("WORKSHOP_GRADER_TOKEN", "secret")
+    code = PROBE + (
+        "\nimport os\nif os.fork() == 0:\n    import time; time.sleep(600)\n"
+    )
+    result = run_python(
+        sandbox,
+        tmp_path / "copy",
+        code,
+        str(private / "results.json"),
+        "/nonexistent",
+        str(os.getpid()),
+        str(REPO / "shared_tests" / "course.toml"),
+        python=SYSTEM_PYTHON,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[0])
+    assert seen["uid"] not in (0, os.getuid())
+    assert seen["capabilities"] == "0000000000000000" and seen["no_new_privs"] == "1"
+    assert seen["write_own_copy"] == "done"
+    for target in ("write_venv", "write_etc", "write_usr"):
+        assert seen[target] == "PermissionError", (target, seen[target])
+    assert "WORKSHOP_GRADER_TOKEN" not in seen["environment"]
+    assert not (private / "results.json").exists()
+    sandbox.end()
+    assert not processes_of(sandbox.uid), (
+        "a process of the sandbox user outlived the run"
     )

@@ -1,6 +1,7 @@
-"""Print the pinned requirements from pyproject.toml, one per line, for pip.
+"""Print the pinned requirements from pyproject.toml, one per line, for pip: the chat's, and
+those of the extras named as arguments (default: grade and dev, what `make setup` installs).
 
-`make setup` installs exactly these, so pyproject.toml is the one place versions are written.
+pyproject.toml is the one place versions are written.
 """
 
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
-def pinned_requirements(extras=("dev",)) -> list[str]:
+def pinned_requirements(extras=("grade", "dev")) -> list[str]:
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
     requirements = list(project["dependencies"])
     for extra in extras:
@@ -19,4 +20,5 @@ def pinned_requirements(extras=("dev",)) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.stdout.write("\n".join(pinned_requirements()) + "\n")
+    extras = sys.argv[1:] or ("grade", "dev")
+    sys.stdout.write("\n".join(pinned_requirements(extras)) + "\n")

@@ -275,7 +275,7 @@ def main(argv=None) -> int:
         stage=stage.number,
         strict=args.strict,
         behaviours=tuple(args.behaviour),
-        sandboxed=not args.unsandboxed,
+        sandbox="none" if args.unsandboxed else "bwrap",
         time_limit=args.time_limit,
         load_time_limit=args.load_time_limit,
     )

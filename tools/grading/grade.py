@@ -95,7 +95,7 @@ def options_from(args, project: Project, stage: int, behaviours=()) -> RunOption
         strict=args.strict,
         kind=args.kind,
         behaviours=tuple(behaviours or args.behaviour),
-        sandboxed=not args.unsandboxed,
+        sandbox="none" if args.unsandboxed else "bwrap",
         time_limit=args.time_limit,
         load_time_limit=args.load_time_limit,
     )

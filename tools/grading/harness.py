@@ -15,6 +15,7 @@ What makes the score trustworthy:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -30,7 +31,7 @@ from tools.course import REPO, load_course
 from tools.grading.integrity import changed_files, fingerprint
 from tools.grading.project import Project
 from tools.grading.report import Report, selected_behaviours
-from tools.grading.sandbox import LIMITS, network_namespace
+from tools.grading.sandbox import LIMITS, network_namespace, sandbox_problem
 
 REPORT_FILES = ("results.json", "report.txt", "junit.xml", "pytest.log")
 RUN_TIME_LIMIT = (
@@ -45,7 +46,8 @@ class RunOptions:
     strict: bool = False
     kind: str | None = None
     behaviours: tuple[str, ...] = ()
-    sandboxed: bool = True  # False: UNSANDBOXED=1, said in the report
+    # "bwrap"; "best" (bwrap, else a user of its own: the autograder); "none" (UNSANDBOXED=1)
+    sandbox: str = "bwrap"
     time_limit: float = RUN_TIME_LIMIT
     load_time_limit: float = LIMITS.load_seconds
     label: str = ""  # the project as the report names it (its original folder)
@@ -102,7 +104,7 @@ def pytest_command(project: Project, options: RunOptions, work: Path) -> list[st
         str(work / "results"),
         f"--junitxml={work / 'results' / 'junit.xml'}",
         "--sandbox",
-        "bwrap" if options.sandboxed else "none",
+        options.sandbox,
         f"--load-time-limit={options.load_time_limit:g}",
     ]
     command += ["--source-label", options.label] if options.label else []
@@ -110,7 +112,8 @@ def pytest_command(project: Project, options: RunOptions, work: Path) -> list[st
     command += ["--kind", options.kind] if options.kind else []
     for behaviour in options.behaviours:
         command += ["--behaviour", behaviour]
-    return network_namespace(command) if options.sandboxed else command
+    # Only bwrap can give the session a network of its own.
+    return network_namespace(command) if options.sandbox == "bwrap" else command
 
 
 def run_session(command: list[str], log_path: Path, time_limit: float) -> str | None:
@@ -160,6 +163,9 @@ def unfinished_report(project: Project, options: RunOptions, reason: str) -> Rep
 def grade_project(project: Project, options: RunOptions, report_dir: Path) -> RunResult:
     """Grade `project` (already a private copy) as options.stage; write the reports into
     report_dir (cleared first) and return the results."""
+    if options.sandbox == "best":  # decided here: the session's network depends on it
+        kind = "bwrap" if sandbox_problem() is None else "user"
+        options = dataclasses.replace(options, sandbox=kind)
     report_dir.mkdir(parents=True, exist_ok=True)
     clear_reports(report_dir)
     started = time.monotonic()
