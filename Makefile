@@ -23,13 +23,14 @@ UNSANDBOXED ?=
 REPORT_DIR ?=
 JOBS ?=
 FRESH ?=
+REPOSITORY ?=
 # Workers for the whole suite (pytest-xdist); each stage's tests stay on one worker.
 TEST_WORKERS ?= 3
 
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder bench docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder classroom bench docs lint format clean
 
 help:
 	@echo "make step1 .. step5          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
@@ -41,6 +42,7 @@ help:
 	@echo "                             grade every sub-folder or .zip of DIR (class.csv, index.html)"
 	@echo "make check DIR=path          how far a student's project gets, stage by stage"
 	@echo "make autograder STEP=N       dist/autograder-stepN.zip for Gradescope"
+	@echo "make classroom STEP=N        the GitHub Classroom workflow (REPOSITORY=owner/name)"
 	@echo "make bench [QUICK=1]         measure sync vs async consumers and channel layers"
 	@echo "make docs                    refresh the code and diffs quoted in docs/"
 	@echo "make lint | format | setup | clean"
@@ -97,6 +99,10 @@ check: setup
 
 autograder: grade-args setup
 	@$(PY) -m tools.grading.autograder build --stage "$(STEP)"
+
+classroom: grade-args setup
+	@$(PY) -m tools.grading.classroom workflow --stage "$(STEP)" \
+		$(if $(REPOSITORY),--repository "$(REPOSITORY)") $(if $(STRICT),--strict)
 
 bench: setup
 	@tools/require.sh redis
