@@ -30,7 +30,7 @@ TEST_WORKERS ?= 3
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder classroom bench docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder classroom bench bench-grading docs lint format clean
 
 help:
 	@echo "make step1 .. step5          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
@@ -44,6 +44,7 @@ help:
 	@echo "make autograder STEP=N       dist/autograder-stepN.zip for Gradescope"
 	@echo "make classroom STEP=N        the GitHub Classroom workflow (REPOSITORY=owner/name)"
 	@echo "make bench [QUICK=1]         measure sync vs async consumers and channel layers"
+	@echo "make bench-grading [QUICK=1] how long grading takes, now and before the sandbox"
 	@echo "make docs                    refresh the code and diffs quoted in docs/"
 	@echo "make lint | format | setup | clean"
 
@@ -107,6 +108,10 @@ classroom: grade-args setup
 bench: setup
 	@tools/require.sh redis
 	@$(PY) -m tools.bench $(if $(QUICK),--quick)
+
+bench-grading: setup
+	@tools/require.sh redis browser sandbox
+	@$(PY) -m tools.bench.grading $(if $(QUICK),--quick)
 
 docs: setup
 	@$(PY) -m tools.docs
