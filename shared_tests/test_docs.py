@@ -67,6 +67,14 @@ MESSAGES = [
     "the server exited on its own (code 0) while it should be serving",
     "did not finish within its time limit",
     "VOID: the grader's own files changed during this run",
+    "no such folder of submissions",
+    "holds no sub-folder or .zip",
+    "the submission has no manage.py (at its top or one folder down)",
+    "the submission holds several projects",
+    "is not a readable zip",
+    "holds a path outside the project",
+    "unpacks to more than",
+    "results.json is missing (the grading step did not run)",
 ]
 
 

@@ -15,6 +15,7 @@ Kinds:
   beyond markers     every `Beyond the tutorial:` comment in the stage folders
   bench NAME         a table from the benchmark's results (tools/bench/report.py)
   sandbox command    the bwrap command that serves a graded project (tools/grading/sandbox.py)
+  grading table      `make bench-grading`'s last full run (tools/bench/grading.py)
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ def generate(kind: str, argument: str, language: str) -> str:
         return beyond_markers()
     if kind == "bench":
         return bench_block(argument)
+    if kind == "grading" and argument == "table":
+        from tools.bench.grading import render
+
+        return render()
     if kind == "sandbox" and argument == "command":
         from tools.grading.sandbox import example_command
 

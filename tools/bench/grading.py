@@ -125,9 +125,17 @@ def measure(baseline: Path, scratch: Path, class_size: int, with_suite: bool) ->
     return rows
 
 
-def render(results: dict) -> str:
+def render(results: dict | None = None) -> str:
+    """The table (what the docs quote), with when and on what it was measured."""
+    results = results or json.loads(RESULTS.read_text(encoding="utf-8"))
+    meta = results["meta"]
     heads = ["what", "before s", "now s", "now / before"]
-    return table(heads, results["rows"])
+    return (
+        table(heads, results["rows"])
+        + f"\n\nMeasured {meta['date'][:16].replace('T', ' ')} UTC on {meta['cpu_model']}"
+        + f" ({meta['cores']} cores): {meta['now']} against {meta['baseline']}; the"
+        + f" run took {meta['seconds']} s.\n"
+    )
 
 
 def main(argv=None) -> int:
