@@ -24,13 +24,14 @@ REPORT_DIR ?=
 JOBS ?=
 FRESH ?=
 REPOSITORY ?=
+UNTIL ?=
 # Workers for the whole suite (pytest-xdist); each stage's tests stay on one worker.
 TEST_WORKERS ?= 3
 
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder classroom bench bench-grading docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder classroom redis bench bench-grading docs lint format clean
 
 help:
 	@echo "make step1 .. step5          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
@@ -41,6 +42,8 @@ help:
 	@echo "make grade-class STEP=N DIR=submissions [JOBS=k] [FRESH=1]"
 	@echo "                             grade every sub-folder or .zip of DIR (class.csv, index.html)"
 	@echo "make check DIR=path          how far a student's project gets, stage by stage"
+	@echo "                             (UNTIL=N: exit 1 unless stage N is reached)"
+	@echo "make redis                   a private Redis for your own project; prints REDIS_URL"
 	@echo "make autograder STEP=N       dist/autograder-stepN.zip for Gradescope"
 	@echo "make classroom STEP=N        the GitHub Classroom workflow (REPOSITORY=owner/name)"
 	@echo "make bench [QUICK=1]         measure sync vs async consumers and channel layers"
@@ -96,7 +99,8 @@ grade-class: grade-args setup
 
 check: setup
 	@tools/require.sh redis browser $(SANDBOX_NEED)
-	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(GRADE_OPTIONS)
+	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(GRADE_OPTIONS) \
+		$(if $(UNTIL),--until "$(UNTIL)")
 
 autograder: grade-args setup
 	@$(PY) -m tools.grading.autograder build --stage "$(STEP)"
@@ -108,6 +112,11 @@ classroom: grade-args setup
 bench: setup
 	@tools/require.sh redis
 	@$(PY) -m tools.bench $(if $(QUICK),--quick)
+
+# For a student's own project at stages 4-5: Redis in the foreground until Ctrl-C.
+redis: setup
+	@tools/require.sh redis
+	@$(PY) -m tools.redis_server
 
 bench-grading: setup
 	@tools/require.sh redis browser sandbox

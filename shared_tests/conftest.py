@@ -373,6 +373,19 @@ def stages_under_test(request, tmp_path_factory, server_pool, idle_crowds):
     return get
 
 
+@pytest.fixture(autouse=True)
+def server_log_marks(request):
+    """Where the servers' logs stand when a behaviour test starts, so that its failure can
+    quote the exception a server logged meanwhile (the report's "cause")."""
+    if request.node.get_closest_marker("behaviour") is None:
+        yield
+        return
+    pool = request.getfixturevalue("server_pool")
+    marks = pool.log_marks()
+    request.node.workshop_cause = lambda: pool.cause_since(marks)
+    yield
+
+
 @pytest.fixture
 def behaviour(request):
     marker = request.node.get_closest_marker("behaviour")

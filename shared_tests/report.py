@@ -42,10 +42,11 @@ class BehaviourReport:
         marker = item.get_closest_marker("behaviour")
         callspec = getattr(item, "callspec", None)
         if marker and callspec and callspec.params.get("stage"):
-            outcome.get_result().workshop_key = (
-                marker.args[0],
-                callspec.params["stage"],
-            )
+            report = outcome.get_result()
+            report.workshop_key = (marker.args[0], callspec.params["stage"])
+            cause = getattr(item, "workshop_cause", None)
+            if report.failed and cause is not None:
+                report.workshop_cause = cause() or ""
 
     def pytest_runtest_logreport(self, report):
         key = getattr(report, "workshop_key", None)
@@ -56,7 +57,8 @@ class BehaviourReport:
         current = outcomes.get(key)
         if report.failed:
             if current is None or current.status != FAILED:
-                outcomes[key] = Outcome(FAILED, first_line(report))
+                cause = getattr(report, "workshop_cause", "")
+                outcomes[key] = Outcome(FAILED, first_line(report), cause)
         elif report.skipped:
             if current is None or current.status == PASSED:
                 outcomes[key] = Outcome(SKIPPED, first_line(report))

@@ -233,6 +233,19 @@ class Server(Endpoint):
         return lines[-1].strip()[:300] if lines else "(no output)"
 
 
+def exception_line(log: str) -> str | None:
+    """The exception of the last traceback in a log (the line that names it, e.g.
+    "TypeError: Group name must be ..."), or None when it shows no traceback."""
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most")]
+    if not starts:
+        return None
+    for line in lines[starts[-1] + 1 :]:
+        if line.strip() and not line[0].isspace():
+            return line.strip()[:300]
+    return None
+
+
 class ServerPool:
     """Starts servers on demand (in the sandbox) and stops every one of them at the end of
     the session; remembers the ones that died on their own, for the report."""
@@ -241,6 +254,7 @@ class ServerPool:
         self.log_dir = log_dir
         self.sandbox = sandbox
         self._servers: list[Server] = []
+        self._ever: list[Server] = []  # every server started, for cause_since()
         self._count = 0
         self.deaths: list[
             str
@@ -259,11 +273,27 @@ class ServerPool:
         server = Server(project, command, port, log_path, redis_url, self.sandbox)
         server.name = name
         self._servers.append(server)
+        self._ever.append(server)
         try:
             return server.start()
         except ServerFailed as failure:
             self.deaths.append(f"{name}: {failure}")
             raise
+
+    def log_marks(self) -> dict[Server, int]:
+        """Where each running server's log is now (see cause_since)."""
+        return {server: server.log_mark() for server in self._servers}
+
+    def cause_since(self, marks: dict[Server, int]) -> str | None:
+        """The exception a server logged after `marks` (servers started since: all of
+        their log), the last one if several did; None if none did."""
+        causes = []
+        for server in [*marks, *(s for s in self._ever if s not in marks)]:
+            if server.log_path.exists():
+                line = exception_line(server.log_since(marks.get(server, 0)))
+                if line:
+                    causes.append(line)
+        return causes[-1] if causes else None
 
     def stop(self, server: Server) -> None:
         self._note_death(server)

@@ -5,6 +5,7 @@ import asyncio
 import time
 
 import pytest
+import redis
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from shared_tests.chat_client import (
@@ -51,6 +52,44 @@ def test_two_servers_on_one_redis_deliver_to_each_other(stage_project, server):
             )
     finally:
         stage_project.stop_server(other)
+
+
+def group_members(client: redis.Redis) -> set[tuple[bytes, bytes]]:
+    """(group key, channel) for every member of every group channels-redis keeps (sorted
+    sets named "<prefix>:group:<name>")."""
+    return {
+        (key, member)
+        for key in client.scan_iter(match="*:group:*")
+        for member in client.zrange(key, 0, -1)
+    }
+
+
+@pytest.mark.behaviour("leaves_group")
+def test_a_closed_socket_leaves_its_group(stage_project, server):
+    """A socket joins its room's group when it connects; once it closes, its channel is in
+    no group any more. Read from the run's own Redis, where channels-redis keeps groups."""
+    assert stage_project.uses_redis, (
+        "the channel layer is not Redis, so its groups cannot be seen (see the "
+        "two-server-processes behaviour)"
+    )
+    client = redis.Redis.from_url(server.redis_url)
+    try:
+        before = group_members(client)
+        with chat_socket(server, room_name()) as socket:
+            send_message(socket, "hello")  # its answer shows connect() has finished
+            expect_message(socket, "hello", "the sender")
+            joined = group_members(client) - before
+        assert joined, "a connected socket's channel joined no group in Redis"
+        deadline = time.monotonic() + 5
+        while (left := joined & group_members(client)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        group = next(iter(left), (b"", b""))[0].decode()
+        assert not left, (
+            f"5 s after its socket closed, a channel is still in the group {group!r}: "
+            "disconnect() does not call group_discard"
+        )
+    finally:
+        client.close()
 
 
 @pytest.mark.behaviour("redis_down")

@@ -74,7 +74,11 @@ MESSAGES = [
     "is not a readable zip",
     "holds a path outside the project",
     "unpacks to more than",
-    "results.json is missing (the grading step did not run)",
+    "is missing (the grading step did not run)",
+    "is not reached yet (UNTIL=",
+    "robustness checks fail (beyond",
+    "cause (the server's log)",
+    "Redis is running at",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -84,3 +85,35 @@ class PrivateRedis:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def main() -> int:
+    """`make redis`: a Redis for a student's own project, on 6379 when it is free, until
+    Ctrl-C; prints the REDIS_URL to export."""
+    import time
+
+    from tools.net import port_in_use
+
+    try:
+        redis = PrivateRedis(port=None if port_in_use(6379) else 6379).start()
+    except RedisMissing as missing:
+        print(missing, file=sys.stderr)
+        return 1
+    print(f"Redis is running at {redis.url()} (Ctrl-C stops it). In another terminal:")
+    print(
+        f'  export REDIS_URL={redis.url()}     (PowerShell: $env:REDIS_URL = "{redis.url()}")'
+    )
+    print("  python manage.py runserver", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        redis.close()
+        print("Stopped Redis.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,6 +21,7 @@ DOCS_ROOT = "docs/en/"
 class Outcome:
     status: str
     message: str = ""
+    cause: str = ""  # the exception a server logged during the failed check
 
 
 def selected_behaviours(
@@ -107,6 +108,8 @@ class Report:
         if outcome.status == FAILED:
             lines.append(f"               hint: {behaviour.hint}")
             lines.append(f"               read: {DOCS_ROOT}{behaviour.docs}")
+        if outcome.cause:
+            lines.append(f"               cause (the server's log): {outcome.cause}")
         return lines
 
     # -- Gradescope -------------------------------------------------------------------------
@@ -123,6 +126,8 @@ class Report:
                     output += (
                         f"\nHint: {behaviour.hint}\nRead: {DOCS_ROOT}{behaviour.docs}"
                     )
+                if outcome.cause:
+                    output += f"\nCause (the server's log): {outcome.cause}"
                 tests.append(
                     {
                         "name": f"[stage {stage}, {behaviour.kind}] {behaviour.title}",
