@@ -421,9 +421,10 @@ def own_redis():
     yield from running_private_redis()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser(request):
-    """One headless Chromium per test module; tests open the windows they need."""
+    """One headless Chromium for the session (starting one costs seconds of CPU); each
+    test opens the windows it needs and closes them."""
     try:
         driver = start_browser(request.config.workshop_sandbox)
     except NoBrowser as missing:

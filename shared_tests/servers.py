@@ -218,6 +218,12 @@ class Server(Endpoint):
         self._log.flush()
         return self.log_path.stat().st_size
 
+    def log_size(self) -> int:
+        """The log's size, also once the server has stopped."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.stat().st_size
+
     def log_since(self, mark: int = 0) -> str:
         with open(self.log_path, "rb") as log:
             log.seek(mark)
@@ -281,8 +287,8 @@ class ServerPool:
             raise
 
     def log_marks(self) -> dict[Server, int]:
-        """Where each running server's log is now (see cause_since)."""
-        return {server: server.log_mark() for server in self._servers}
+        """Where each server's log is now, stopped ones too (see cause_since)."""
+        return {server: server.log_size() for server in self._ever}
 
     def cause_since(self, marks: dict[Server, int]) -> str | None:
         """The exception a server logged after `marks` (servers started since: all of

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared_tests.graded_projects import (
+    COURSE,
     append_to_settings,
     consumer_method,
     copy_stage,
@@ -167,28 +168,16 @@ HOSTILE = {
 }
 
 
-@pytest.fixture(scope="module")
-def pristine_scores(tmp_path_factory) -> dict[tuple[int, tuple[str, ...]], int]:
-    """Score of the untouched stage on a behaviour subset (graded once per subset)."""
-    scores = {}
-
-    def score(stage: int, behaviours: tuple[str, ...]) -> int:
-        key = (stage, behaviours)
-        if key not in scores:
-            tmp = tmp_path_factory.mktemp("pristine")
-            options = [o for b in behaviours for o in ("--behaviour", b)]
-            graded = grade(copy_stage(stage, tmp), stage, tmp, *options)
-            assert graded.returncode == 0, graded.output[-2000:]
-            scores[key] = graded.results["score"]
-        return scores[key]
-
-    return score
+def full_marks(stage: int, behaviours: tuple[str, ...]) -> int:
+    """What the untouched stage scores on these behaviours: all their points (make test
+    proves every stage passes every behaviour)."""
+    return sum(
+        b.points for b in COURSE.behaviours if b.id in behaviours and b.kind == "core"
+    )
 
 
 @pytest.mark.parametrize("case", HOSTILE.values(), ids=HOSTILE.keys())
-def test_hostile_project_gets_a_report_and_no_more_than_it_earned(
-    tmp_path, case, pristine_scores
-):
+def test_hostile_project_gets_a_report_and_no_more_than_it_earned(tmp_path, case):
     """The run ends within its limits, the report says what happened, the score is not above
     what the stage earns without the hostile code, and the grader's files are unchanged."""
     project = copy_stage(case.stage, tmp_path)
@@ -202,7 +191,7 @@ def test_hostile_project_gets_a_report_and_no_more_than_it_earned(
     assert changed_files(before, fingerprint()) == [], "the grader's files changed"
     text = graded.report + "\n" + json.dumps(graded.results, ensure_ascii=False)
     assert case.says in text, f"the report does not say {case.says!r}:\n{graded.report}"
-    earned = pristine_scores(case.stage, case.behaviours)
+    earned = full_marks(case.stage, case.behaviours)
     assert graded.results["score"] <= earned
     if case.graded_normally:
         assert graded.returncode == 0, graded.report

@@ -10,7 +10,6 @@ How a run is made trustworthy: tools/grading/harness.py.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -168,12 +167,6 @@ def grade(args) -> int:
     return run.exit_code
 
 
-def first_failure(results: dict) -> dict | None:
-    return next(
-        (t for t in results["tests"] if t["scored"] and t["status"] != "passed"), None
-    )
-
-
 def settled_behaviours(course, stage: int, kind: str | None) -> list[str]:
     """The behaviours a stage checks in their final form. A project further along has moved
     past the "not yet" ones (a 404 /chat/ page, an echo-only or sync consumer)."""
@@ -187,25 +180,14 @@ def settled_behaviours(course, stage: int, kind: str | None) -> list[str]:
     ]
 
 
-def robustness_failures(copy, args, stage: int, scratch: Path) -> tuple[int, int]:
-    """How many of the robustness behaviours (feedback) of `stage` fail, of how many."""
-    course = load_course()
-    behaviours = settled_behaviours(course, stage, "robustness")
-    if not behaviours:
-        return 0, 0
-    options = dataclasses.replace(
-        options_from(args, copy, stage, behaviours), kind="robustness"
-    )
-    run = grade_project(copy, options, scratch / f"stage{stage}-robustness")
-    failed = [t for t in run.results["tests"] if t["status"] != "passed"]
-    return len(failed), len(run.results["tests"])
-
-
 def check(args) -> int:
-    """Every stage in order (up to --until); stop at the first one the project does not
-    pass, then say where the student is and what comes next. Exit 0 when it ran (even if a
-    stage fails: that is the answer, not an error); 2 when the project cannot be checked;
-    1 only with --until N and stage N not reached."""
+    """Which stages the project has reached, and what comes next. Exit 0 when it ran (a
+    stage not reached yet is the answer, not an error); 2 when the project cannot be
+    checked; 1 only with --until N and stage N not reached.
+
+    One run does it: a behaviour a stage checks in its final form is the same check at every
+    stage that has it, so the project is graded once as the last stage on every such
+    behaviour, and stage N is reached when all of stage N's pass."""
     try:
         project = find_project(args.project)
         problem = refusal(args)
@@ -215,63 +197,64 @@ def check(args) -> int:
         print(f"Cannot check {args.project}: {problem}")
         return EXIT_UNUSABLE
     course = load_course()
-    last = args.until or course.stages[-1].number
-    total = len(course.stages)
+    stages = [s for s in course.stages if not args.until or s.number <= args.until]
+    final = course.stages[-1].number
+    wanted = sorted(
+        {b for s in stages for b in settled_behaviours(course, s.number, None)}
+    )
     print(f"Checking {project.root}, stage by stage.")
     print(environment_note(project), flush=True)
-    reached = 0
     with tempfile.TemporaryDirectory(prefix="workshop-check-") as scratch:
         try:
             copy = project.copy_to(Path(scratch) / project.root.name)
         except ProjectError as error:
             print(f"Cannot check {args.project}: {error}")
             return EXIT_UNUSABLE
-        for stage in course.stages[:last]:
-            kind = None if args.strict else "core"
-            behaviours = settled_behaviours(course, stage.number, kind)
-            run = grade_project(
-                copy,
-                options_from(args, project, stage.number, behaviours),
-                Path(scratch) / f"stage{stage.number}",
-            )
-            if run.exit_code == EXIT_UNUSABLE or run.void:
-                print(f"Cannot check {args.project}: {run.results['output']}")
-                return run.exit_code
-            failure = first_failure(run.results)
-            if failure is None:
-                print(f"  stage {stage.number}  passed  {stage.title}")
-                reached = stage.number
-                continue
-            print(f"  stage {stage.number}  not yet  {stage.title}")
-            print(f"           {failure['name'].split('] ', 1)[-1]}")
-            for line in failure["output"].splitlines():
-                print(f"           {line}")
-            break
-        if reached and not args.strict:
-            failing, of = robustness_failures(copy, args, reached, Path(scratch))
-            if failing:
-                print(
-                    f"At stage {reached}, {failing} of {of} robustness checks fail (beyond "
-                    f"the tutorial, not needed to pass): `make check DIR={args.project} "
-                    "STRICT=1` shows them."
-                )
-    if reached == total:
-        print(f"You are at stage {reached} of {total}: every stage passes. Well done!")
-    elif reached == 0:
-        print(
-            f"You are at the start (stage 0 of {total}). Next: "
-            f"docs/en/{course.stage(1).docs} (stage 1)."
-        )
-    else:
-        nxt = course.stage(reached + 1)
-        print(
-            f"You are at stage {reached} of {total}. Next: docs/en/{nxt.docs} "
-            f"(stage {nxt.number})."
-        )
+        options = options_from(args, project, final, wanted)
+        run = grade_project(copy, options, Path(scratch) / "report")
+    if run.exit_code == EXIT_UNUSABLE or run.void:
+        print(f"Cannot check {args.project}: {run.results['output']}")
+        return run.exit_code
+    tests = {test["behaviour"]: test for test in run.results["tests"]}
+    kind = None if args.strict else "core"
+    reached = 0
+    for stage in stages:
+        needed = settled_behaviours(course, stage.number, kind)
+        failing = [tests[b] for b in needed if tests[b]["status"] != "passed"]
+        if not failing:
+            print(f"  stage {stage.number}  passed  {stage.title}")
+            reached = stage.number
+            continue
+        print(f"  stage {stage.number}  not yet  {stage.title}")
+        print(f"           {failing[0]['name'].split('] ', 1)[-1]}")
+        for line in failing[0]["output"].splitlines():
+            print(f"           {line}")
+        break
+    say_where_the_student_is(args, course, reached, tests)
     if args.until and reached < args.until:
         print(f"Stage {args.until} is not reached yet (UNTIL={args.until}).")
         return EXIT_FAILED
     return EXIT_PASSED
+
+
+def say_where_the_student_is(args, course, reached: int, tests: dict) -> None:
+    total = len(course.stages)
+    robustness = settled_behaviours(course, reached, "robustness") if reached else []
+    failing = [b for b in robustness if tests[b]["status"] != "passed"]
+    if failing and not args.strict:
+        print(
+            f"At stage {reached}, {len(failing)} of {len(robustness)} robustness checks "
+            "fail (beyond the tutorial, not needed to pass): "
+            f"`make check DIR={args.project} STRICT=1` shows them."
+        )
+    if reached == total:
+        print(f"You are at stage {reached} of {total}: every stage passes. Well done!")
+        return
+    nxt = course.stage(reached + 1)
+    where = (
+        f"at stage {reached} of {total}" if reached else f"at the start (0 of {total})"
+    )
+    print(f"You are {where}. Next: docs/en/{nxt.docs} (stage {nxt.number}).")
 
 
 def main(argv=None) -> int:

@@ -14,16 +14,26 @@ from tools.course import REPO
 HASHED = ("shared_tests", "tools", "Makefile", "pyproject.toml")
 
 
+# The virtualenv's code (`make setup` rewrites the files beside them: the pins, a stamp).
+VENV_CODE = ("bin", "lib", "lib64")
+
+
 def fingerprint() -> dict[str, str]:
-    """path -> sha256 for the grader's code, path -> size and mtime for the virtualenv's files
-    (thousands of them: a change to any still shows)."""
+    """path -> sha256 for the grader's code, path -> size and mtime for the virtualenv's
+    code files (thousands of them: a change to any still shows)."""
     prints = {}
     for name in HASHED:
         top = REPO / name
         for path in [top] if top.is_file() else sorted(top.rglob("*")):
             if path.is_file() and not path.is_symlink():
                 prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    for root, _, files in os.walk(Path(sys.prefix)):
+    for root, _, files in (
+        entry
+        for folder in VENV_CODE
+        if (Path(sys.prefix) / folder).is_dir()
+        and not (Path(sys.prefix) / folder).is_symlink()
+        for entry in os.walk(Path(sys.prefix) / folder)
+    ):
         for name in files:
             path = os.path.join(root, name)
             info = os.lstat(path)
