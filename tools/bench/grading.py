@@ -101,6 +101,14 @@ def measure(baseline: Path, scratch: Path, class_size: int, with_suite: bool) ->
         before = timed(grade_before(project, stage.number, scratch / "r"), baseline)
         now = timed(grade_now(project, stage.number, scratch / "r"), REPO)
         row(f"grade one pristine stage-{stage.number} project", before, now)
+    # What the sandbox itself costs: the same grade now, without and with it.
+    bare = timed(grade_now(project, 5, scratch / "r") + ["--unsandboxed"], REPO)
+    boxed = timed(grade_now(project, 5, scratch / "r"), REPO)
+    rows.append(["stage 5 now: unsandboxed / sandboxed", round(bare), round(boxed)])
+    rows[-1].append(f"{boxed / bare:.2f}")
+    print(
+        f"  the sandbox: stage 5 unsandboxed {round(bare)} s, sandboxed {round(boxed)} s"
+    )
 
     submissions = scratch / "class"
     for index in range(class_size):
