@@ -20,7 +20,10 @@ class Stage:
     docs: str
     open: str  # the page `make stepN` suggests opening
     redis: bool  # whether the stage needs a Redis server
-    changes: tuple[str, ...]  # the files this stage's lesson adds or edits
+    # The files this stage's lesson adds or edits, in the order the tutorial writes them.
+    changes: tuple[str, ...]
+    # What a student types before writing them ({pins}: the chat's pins); tools/build.py.
+    commands: tuple[str, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -72,7 +75,13 @@ class Course:
 def load_course(path: Path = MANIFEST) -> Course:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     stages = tuple(
-        Stage(**{**stage, "changes": tuple(stage["changes"])})
+        Stage(
+            **{
+                **stage,
+                "changes": tuple(stage["changes"]),
+                "commands": tuple(stage.get("commands", ())),
+            }
+        )
         for stage in data["stages"]
     )
     behaviours = tuple(

@@ -11,6 +11,9 @@ Kinds:
   code PATH[#NAME]   a file of the repository, or one Python function/class/assignment in it
   diff N..M [FILE]   the change from stage N to stage M (one file of it, with FILE)
   tree N             the files of stage N
+  build N            stage N as a student builds it: its commands, then each new file in full
+                     and each changed file as a diff with the whole file folded below it
+                     (tools/build.py; shared_tests/test_build_from_docs.py follows it)
   table behaviours   what each stage does, from shared_tests/course.toml
   beyond markers     every `Beyond the tutorial:` comment in the stage folders
   bench NAME         a table from the benchmark's results (tools/bench/report.py)
@@ -34,8 +37,26 @@ BLOCK = re.compile(r"(<!-- BEGIN (\w+) (.*?) -->\n)(.*?)(<!-- END -->)", re.DOTA
 FENCE_LANGUAGE = {".py": "python", ".html": "html", ".toml": "toml", ".txt": "text"}
 BEYOND = "Beyond the tutorial:"
 LABELS = {
-    "en": {"behaviour": "behaviour", "stage": "stage", "kind": "kind"},
-    "zh": {"behaviour": "行为", "stage": "阶段", "kind": "类别"},
+    "en": {
+        "behaviour": "behaviour",
+        "stage": "stage",
+        "kind": "kind",
+        "kept": "Keep these files as the commands wrote them: {files}.",
+        "new": "**New file** `{name}`:",
+        "changed": "**Change** `{name}`:",
+        "whole": "The whole <code>{name}</code> after this change",
+        "and": ", ",
+    },
+    "zh": {
+        "behaviour": "行为",
+        "stage": "阶段",
+        "kind": "类别",
+        "kept": "这些文件保持命令生成时的样子，不用改：{files}。",
+        "new": "**新文件** `{name}`：",
+        "changed": "**修改** `{name}`：",
+        "whole": "改完之后完整的 <code>{name}</code>",
+        "and": "、",
+    },
 }
 
 
@@ -106,6 +127,38 @@ def tree_block(argument: str) -> str:
     return fenced("\n".join(f"{stage.folder}/{name}" for name in files), "text")
 
 
+def build_block(argument: str, language: str) -> str:
+    """The commands of a stage, then its files: what a student types and writes."""
+    from tools.build import BuildError, lesson
+
+    labels = LABELS[language]
+    try:
+        built = lesson(int(argument))
+    except BuildError as error:
+        raise BlockError(str(error)) from None
+    parts = []
+    if built.commands:
+        parts.append(fenced("\n".join(built.commands), "sh"))
+    if built.kept:
+        files = labels["and"].join(f"`{name}`" for name in built.kept)
+        parts.append(labels["kept"].format(files=files) + "\n")
+    for step in built.files:
+        language_of_file = FENCE_LANGUAGE.get(Path(step.name).suffix, "")
+        if step.before is None:
+            parts.append(labels["new"].format(name=step.name) + "\n")
+            parts.append(fenced(step.text, language_of_file))
+            continue
+        parts.append(labels["changed"].format(name=step.name) + "\n")
+        parts.append(fenced(step.diff(), "diff"))
+        summary = labels["whole"].format(name=step.name)
+        parts.append(
+            f"<details><summary>{summary}</summary>\n\n"
+            + fenced(step.text, language_of_file)
+            + "\n</details>\n"
+        )
+    return "\n".join(parts)
+
+
 def behaviours_table(language: str) -> str:
     course = load_course()
     labels = LABELS[language]
@@ -155,6 +208,8 @@ def generate(kind: str, argument: str, language: str) -> str:
         return diff_block(argument)
     if kind == "tree":
         return tree_block(argument)
+    if kind == "build":
+        return build_block(argument, language)
     if kind == "table" and argument == "behaviours":
         return behaviours_table(language)
     if kind == "beyond" and argument == "markers":

@@ -14,11 +14,10 @@ Including another URLconf
     1. Import the include() function: from django.urls import include, path
     2. Add a URL to urlpatterns:  path('blog/', include('blog.urls'))
 """
-
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
     path("chat/", include("chat.urls")),
-    path("admin/", admin.site.urls),
+    path('admin/', admin.site.urls),
 ]
