@@ -79,7 +79,7 @@ diff: diff-args setup
 	@$(PY) -m tools.diff $(TO) $(if $(FROM),--from $(FROM))
 
 test: test-args setup
-	@tools/require.sh redis browser sandbox
+	@tools/require.sh redis browser test-sandbox
 	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP),-n $(TEST_WORKERS))
 
 # Grading runs students' code: in the sandbox, unless UNSANDBOXED=1 where bwrap cannot run.

@@ -75,6 +75,8 @@ MESSAGES = [
     "holds a path outside the project",
     "unpacks to more than",
     "is missing (the grading step did not run)",
+    "No bubblewrap for the sandbox tests",
+    "no bubblewrap, so the stages run unsandboxed",
     "is not reached yet (UNTIL=",
     "robustness checks fail (beyond",
     "cause (the server's log)",

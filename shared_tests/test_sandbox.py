@@ -345,3 +345,14 @@ def test_without_namespaces_a_user_of_its_own_still_cannot_write_the_grader_file
     assert not processes_of(sandbox.uid), (
         "a process of the sandbox user outlived the run"
     )
+
+
+@pytest.mark.parametrize("ci", ["true", ""], ids=["in-ci", "on-a-laptop"])
+def test_make_test_without_bwrap_fails_in_ci_and_warns_elsewhere(tmp_path, ci):
+    """`make test` needs no bubblewrap on a laptop (macOS): its stages run unsandboxed and
+    the sandbox's tests skip; in CI a missing bubblewrap fails the run."""
+    result = run_without_system_programs(
+        tmp_path, ["bash", "tools/require.sh", "test-sandbox"], CI=ci
+    )
+    assert "bubblewrap" in result.stderr
+    assert (result.returncode != 0) == bool(ci), result.stderr

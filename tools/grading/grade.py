@@ -242,10 +242,10 @@ def say_where_the_student_is(args, course, reached: int, tests: dict) -> None:
     robustness = settled_behaviours(course, reached, "robustness") if reached else []
     failing = [b for b in robustness if tests[b]["status"] != "passed"]
     if failing and not args.strict:
+        count = f"{len(failing)} of {len(robustness)}"
         print(
-            f"At stage {reached}, {len(failing)} of {len(robustness)} robustness checks "
-            "fail (beyond the tutorial, not needed to pass): "
-            f"`make check DIR={args.project} STRICT=1` shows them."
+            f"At stage {reached}, {count} robustness checks fail (beyond the tutorial, "
+            f"not needed to pass): `make check DIR={args.project} STRICT=1` shows them."
         )
     if reached == total:
         print(f"You are at stage {reached} of {total}: every stage passes. Well done!")

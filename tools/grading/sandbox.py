@@ -315,7 +315,10 @@ def runtime_paths() -> tuple[Path, ...]:
     workshop's settings overlay."""
     from tools.grading.project import OVERLAY
 
+    # The virtualenv at the path it is used by too (a symlinked .venv): its python finds
+    # its packages from the path it was started with.
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), OVERLAY}
+    paths.add(Path(sys.prefix).absolute())
     return tuple(sorted(paths))
 
 
