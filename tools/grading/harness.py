@@ -75,13 +75,15 @@ def clear_reports(report_dir: Path) -> None:
     shutil.rmtree(report_dir / "screenshots", ignore_errors=True)
 
 
-def behaviour_modules() -> list[Path]:
-    """The test modules that check behaviours (the others check this repository): only
-    they are collected when grading, which spares each run importing the rest."""
+def behaviour_modules(only=()) -> list[Path]:
+    """The test modules that check behaviours (the others check this repository), or only
+    those of the behaviours in `only`: grading collects just these, which spares each run
+    importing the rest."""
+    wanted = [f'mark.behaviour("{b}")' for b in only] or ["@pytest.mark.behaviour("]
     return [
         path
         for path in sorted((REPO / "shared_tests").glob("test_*.py"))
-        if "@pytest.mark.behaviour(" in path.read_text(encoding="utf-8")
+        if any(mark in path.read_text(encoding="utf-8") for mark in wanted)
     ]
 
 
@@ -94,7 +96,7 @@ def pytest_command(project: Project, options: RunOptions, work: Path) -> list[st
         f"pycache_prefix={work / 'pycache'}",  # never the checkout's bytecode
         "-m",
         "pytest",
-        *map(str, behaviour_modules()),
+        *map(str, behaviour_modules(options.behaviours)),
         f"--rootdir={REPO}",
         "-c",
         str(REPO / "pyproject.toml"),
