@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from shared_tests.browser import NoBrowser, start_browser
 from shared_tests.chat_client import room_name
 from shared_tests.crowd import IdleCrowds
 from shared_tests.report import BehaviourReport
@@ -22,7 +21,6 @@ from tools.course import REPO, load_course
 from tools.grading.project import ProjectError, find_project, load_failure
 from tools.grading.report import Report, selected_behaviours
 from tools.grading.sandbox import LIMITS, SandboxUnavailable, make_sandbox
-from tools.redis_server import PrivateRedis, RedisMissing
 
 COURSE = load_course()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -316,6 +314,8 @@ def server_pool(request, tmp_path_factory):
 
 def running_private_redis():
     """Start a PrivateRedis for a fixture to yield (a missing redis-server: fail or skip)."""
+    from tools.redis_server import PrivateRedis, RedisMissing  # only runs that need it
+
     try:
         redis = PrivateRedis()
     except RedisMissing as missing:
@@ -425,6 +425,8 @@ def own_redis():
 def browser(request):
     """One headless Chromium for the session (starting one costs seconds of CPU); each
     test opens the windows it needs and closes them."""
+    from shared_tests.browser import NoBrowser, start_browser  # only runs that need it
+
     try:
         driver = start_browser(request.config.workshop_sandbox)
     except NoBrowser as missing:

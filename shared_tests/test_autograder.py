@@ -18,7 +18,7 @@ from shared_tests.graded_projects import append_to_settings, copy_stage
 from tools.grading.autograder import build
 
 pytestmark = pytest.mark.repository
-STAGE = 3
+STAGE = 2  # the first stage with robustness behaviours (0-point feedback)
 
 
 @pytest.fixture(scope="module")
