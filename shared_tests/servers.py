@@ -17,6 +17,7 @@ from pathlib import Path
 from mirakuru import TCPExecutor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
+import tools.executors  # noqa: F401 - turns off mirakuru's killing at exit
 from tools.grading.project import Project
 from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
 from tools.net import HOST, free_port

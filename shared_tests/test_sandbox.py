@@ -356,3 +356,25 @@ def test_make_test_without_bwrap_fails_in_ci_and_warns_elsewhere(tmp_path, ci):
     )
     assert "bubblewrap" in result.stderr
     assert (result.returncode != 0) == bool(ci), result.stderr
+
+
+def test_an_exiting_grader_process_kills_no_one_elses_server():
+    """mirakuru, at the exit of a process that imported it, kills every process whose
+    mirakuru_uuid contains that process' pid; tools/executors.py turns that off, so a
+    grading run that ends cannot take down another run's server."""
+    code = (
+        "import os, subprocess\n"
+        "import shared_tests.servers, tools.redis_server\n"
+        "env = dict(os.environ, mirakuru_uuid=f'{os.getpid()}:another-run')\n"
+        "server = subprocess.Popen(['sleep', '30'], env=env, start_new_session=True,"
+        " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(server.pid)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True
+    )
+    pid = int(result.stdout.strip())
+    try:
+        os.kill(pid, 0)  # still there
+    finally:
+        os.kill(pid, 9)

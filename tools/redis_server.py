@@ -10,6 +10,7 @@ from pathlib import Path
 import redis
 from pytest_redis.executor import RedisExecutor
 
+import tools.executors  # noqa: F401 - turns off mirakuru's killing at exit
 from tools.net import HOST, free_port
 
 INSTALL_HINT = (
