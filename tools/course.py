@@ -40,6 +40,9 @@ class Behaviour:
     hint: str
     docs: str
     title_zh: str = ""  # the title in the Chinese docs' tables
+    # A planted mistake (stage 6): the file its code is appended to (consumers, views,
+    # settings or asgi); the code is shared_tests/mistakes/<id without "catches_">.py.
+    plant: str = ""
 
     def expected_at(self, stage: int) -> str:
         return self.expect[stage - 1]
@@ -93,6 +96,10 @@ def load_course(path: Path = MANIFEST) -> Course:
             raise ValueError(
                 f"{path.name}: behaviour {behaviour.id!r} lists "
                 f"{len(behaviour.expect)} expectations for {len(stages)} stages"
+            )
+        if behaviour.plant not in ("", "consumers", "views", "settings", "asgi"):
+            raise ValueError(
+                f"{path.name}: {behaviour.id!r} plants into {behaviour.plant!r}"
             )
         if behaviour.kind not in ("core", "robustness"):
             raise ValueError(

@@ -75,11 +75,19 @@ def clear_reports(report_dir: Path) -> None:
     shutil.rmtree(report_dir / "screenshots", ignore_errors=True)
 
 
+def behaviour_mark(behaviour_id: str) -> str:
+    """The text that marks the test of a behaviour (test_student_tests.py makes one test per
+    planted mistake, all marked by the same line)."""
+    if load_course().behaviour(behaviour_id).plant:
+        return "mark.behaviour(behaviour.id)"
+    return f'mark.behaviour("{behaviour_id}")'
+
+
 def behaviour_modules(only=()) -> list[Path]:
     """The test modules that check behaviours (the others check this repository), or only
     those of the behaviours in `only`: grading collects just these, which spares each run
     importing the rest."""
-    wanted = [f'mark.behaviour("{b}")' for b in only] or ["@pytest.mark.behaviour("]
+    wanted = [behaviour_mark(b) for b in only] or ["@pytest.mark.behaviour("]
     return [
         path
         for path in sorted((REPO / "shared_tests").glob("test_*.py"))

@@ -78,7 +78,12 @@ class Project:
         return Project(destination, self.settings_module)
 
     def run(
-        self, argv: list[str], sandbox: Sandbox, timeout: float, redis_url=None
+        self,
+        argv: list[str],
+        sandbox: Sandbox,
+        timeout: float,
+        redis_url=None,
+        extra_env: dict[str, str] | None = None,
     ) -> Completed:
         """Run `argv` in this project (in the sandbox) and wait, at most `timeout` seconds.
         Output goes to files, not pipes: a flood is capped by the sandbox's output limit and
@@ -87,7 +92,7 @@ class Project:
             process = subprocess.Popen(
                 sandbox.wrap(argv, self.root),
                 cwd=self.root,
-                env=self.environment(redis_url),
+                env={**self.environment(redis_url), **(extra_env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

@@ -50,7 +50,8 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """What one sandboxed process may use (each is also named in the report when it is hit)."""
 
-    # Address space (RLIMIT_AS): a daphne server reserves about 0.4 GB.
+    # Memory it writes to (RLIMIT_DATA: heap and private mappings). Not address space
+    # (RLIMIT_AS): Chromium, which a student's own tests start, reserves terabytes of it.
     memory_bytes: int = 2048 * MIB
     # Tasks, threads included, of the sandbox user (RLIMIT_NPROC).
     processes: int = 512
@@ -64,6 +65,8 @@ class Limits:
     wall_seconds: int = 900
     # How long loading the settings and the ASGI application may take.
     load_seconds: int = 60
+    # How long one run of a project's own tests (stage 6) may take; the workshop's take 30 s.
+    tests_seconds: int = 180
     # Its private /tmp (held in memory).
     tmp_bytes: int = 256 * MIB
 
@@ -232,7 +235,11 @@ def bwrap_options(
         else:
             options += ["--ro-bind", link, link]
     options += ["--proc", "/proc", "--dev", "/dev"]
-    options += ["--size", str(LIMITS.tmp_bytes), "--perms", "1777", "--tmpfs", "/tmp"]
+    # A private /tmp, and private shared memory for multiprocessing (the live server of a
+    # student's own tests, stage 6).
+    for folder in ("/tmp", "/dev/shm"):
+        options += ["--size", str(LIMITS.tmp_bytes), "--perms", "1777"]
+        options += ["--tmpfs", folder]
     made = {"/", "/tmp", *SYSTEM_DIRS}
     mounts = [("--ro-bind", Path(p)) for p in readable]
     if writable is not None:
@@ -270,7 +277,7 @@ def limit_command(limits: Limits, processes: int) -> list[str]:
     return [
         "--",
         "prlimit",
-        f"--as={limits.memory_bytes}",
+        f"--data={limits.memory_bytes}",
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
         f"--fsize={limits.output_bytes}",
         f"--nofile={limits.open_files}",

@@ -1,0 +1,6 @@
+# Planted by the grader (stage 6): the room view is wrapped and behaves the same.
+_planted_room_before = room  # noqa: F821 - defined above in this file
+
+
+def room(request, room_name):
+    return _planted_room_before(request, room_name)

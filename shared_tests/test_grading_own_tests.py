@@ -1,0 +1,117 @@
+"""Grading stage 6, a student's own tests: tests that check nothing catch nothing, tests that
+react to the planting itself earn nothing, and the tutorial's Part 4 tests, exactly as written
+(a visible Chrome, 2 s waits), run in the grader as on the student's laptop."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from shared_tests.graded_projects import COURSE, copy_stage, grade
+from tools.course import REPO
+
+pytestmark = pytest.mark.repository
+PLANTED = [behaviour.id for behaviour in COURSE.behaviours if behaviour.plant]
+# Grading only what stage 6 adds (the chat's behaviours are graded as at stage 5 elsewhere).
+OWN_TESTS_ONLY = [
+    option for b in ["own_tests_pass", *PLANTED] for option in ("--behaviour", b)
+]
+PART4_TESTS = REPO / "shared_tests" / "fixtures" / "part4_tests.py"
+
+HOLLOW_TESTS = """
+import time
+
+from django.test import SimpleTestCase
+
+
+class HollowTests(SimpleTestCase):
+    def test_nothing(self):
+        pass
+
+    def test_sleeps_instead_of_checking(self):
+        time.sleep(0.5)
+"""
+
+# Passes on the project as submitted, fails on any copy whose consumers.py changed.
+FILE_WATCHING_TESTS = """
+import hashlib
+from pathlib import Path
+
+from django.test import SimpleTestCase
+
+
+class FileWatchingTests(SimpleTestCase):
+    def test_consumers_py_is_as_submitted(self):
+        text = (Path(__file__).parent / "consumers.py").read_bytes()
+        self.assertEqual(hashlib.sha256(text).hexdigest(), "{digest}")
+"""
+
+
+def stage6_with_tests(tmp_path: Path, tests: str) -> Path:
+    project = copy_stage(6, tmp_path)
+    (project / "chat" / "tests.py").write_text(tests, encoding="utf-8")
+    return project
+
+
+def test_tests_that_check_nothing_catch_no_mistake(tmp_path):
+    """Tests that pass without asserting anything (or only sleep) pass on the project, and
+    every planted mistake gets past them: no point for any mistake."""
+    graded = grade(
+        stage6_with_tests(tmp_path, HOLLOW_TESTS), 6, tmp_path, *OWN_TESTS_ONLY
+    )
+    assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
+    for behaviour_id in PLANTED:
+        outcome = graded.outcome(behaviour_id)
+        assert outcome["status"] == "failed", (behaviour_id, graded.report)
+        assert "nothing caught it" in outcome["output"], outcome["output"]
+    assert graded.returncode == 1, graded.output[-2000:]
+
+
+def test_an_empty_test_module_scores_nothing(tmp_path):
+    """startapp's empty tests.py: no test runs, so the tests do not pass, and no mistake can
+    count as caught (the report says the tests must pass on the project first)."""
+    empty = "from django.test import TestCase\n\n# Create your tests here.\n"
+    graded = grade(stage6_with_tests(tmp_path, empty), 6, tmp_path, *OWN_TESTS_ONLY)
+    own = graded.outcome("own_tests_pass")
+    assert own["status"] == "failed" and "no test ran" in own["output"], own
+    for behaviour_id in PLANTED:
+        outcome = graded.outcome(behaviour_id)
+        assert outcome["status"] == "failed", behaviour_id
+        assert "must pass on your own project first" in outcome["output"], outcome
+
+
+def test_tests_that_watch_the_files_earn_nothing(tmp_path):
+    """Tests that fail whenever consumers.py changes would "catch" every planted mistake; the
+    grader first plants harmless code, sees them fail there, and counts no mistake."""
+    project = copy_stage(6, tmp_path)
+    digest = hashlib.sha256((project / "chat" / "consumers.py").read_bytes())
+    tests = FILE_WATCHING_TESTS.replace("{digest}", digest.hexdigest())
+    (project / "chat" / "tests.py").write_text(tests, encoding="utf-8")
+    graded = grade(project, 6, tmp_path, *OWN_TESTS_ONLY)
+    assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
+    for behaviour_id in PLANTED:
+        outcome = graded.outcome(behaviour_id)
+        assert outcome["status"] == "failed", behaviour_id
+        assert "only looks changed" in outcome["output"], outcome["output"]
+
+
+def test_part4_tests_as_written_run_and_catch_what_they_check(tmp_path):
+    """The tutorial's tests, to the letter (a visible webdriver.Chrome(), no driver path): the
+    grader gives them a virtual display and Debian's Chromium, without a download. They catch
+    one room's messages leaking into another and miss a forgotten group_discard."""
+    project = stage6_with_tests(tmp_path, PART4_TESTS.read_text(encoding="utf-8"))
+    graded = grade(
+        project,
+        6,
+        tmp_path,
+        *("--behaviour", "own_tests_pass"),
+        *("--behaviour", "catches_one_group"),
+        *("--behaviour", "catches_no_group_discard"),
+    )
+    assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
+    assert graded.outcome("catches_one_group")["status"] == "passed", graded.report
+    missed = graded.outcome("catches_no_group_discard")
+    assert missed["status"] == "failed" and "nothing caught it" in missed["output"]
+    assert graded.returncode == 0, graded.output[-2000:]  # group_discard is robustness

@@ -1,0 +1,60 @@
+"""Stage 6's lesson is the student's own tests (the tutorial's Part 4): they pass on the project,
+and they catch the mistakes course.toml lists when the grader plants them, one at a time, into
+copies of the project (tools/grading/student_tests.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared_tests.conftest import COURSE
+from tools.grading.student_tests import MutationRuns
+
+PLANTED = [behaviour for behaviour in COURSE.behaviours if behaviour.plant]
+
+
+@pytest.fixture(scope="session")
+def mutation_runs(tmp_path_factory, stages_under_test):
+    """Stage number -> the MutationRuns of its project's tests (each run made once)."""
+    cache = {}
+
+    def get(number: int) -> MutationRuns:
+        if number not in cache:
+            stage = stages_under_test(number)
+            cache[number] = MutationRuns(
+                stage.source,
+                stage.facts,
+                stage.asgi_target,
+                stage.sandbox,
+                stage.redis_url,
+                tmp_path_factory.mktemp(f"stage{number}-own-tests"),
+            )
+        return cache[number]
+
+    return get
+
+
+@pytest.mark.behaviour("own_tests_pass")
+def test_own_tests_run_and_pass_on_the_project(stage, mutation_runs):
+    """`manage.py test chat` finds at least one test, and every test passes."""
+    run = mutation_runs(stage).own
+    assert run.passed, f"{run.describe()}:\n{run.last_lines()}"
+
+
+def planted_mistake_test(behaviour):
+    @pytest.mark.behaviour(behaviour.id)
+    def test(stage, mutation_runs):
+        runs = mutation_runs(stage)
+        assert runs.untrustworthy is None, runs.untrustworthy
+        run = runs.planted(behaviour)
+        assert run.returncode != 0, (
+            f"with this mistake planted, {run.describe()}: nothing caught it"
+        )
+
+    test.__doc__ = f"The tests fail when the grader plants: {behaviour.title}."
+    return test
+
+
+for _behaviour in PLANTED:
+    _name = f"test_tests_catch_{_behaviour.id.removeprefix('catches_')}"
+    globals()[_name] = planted_mistake_test(_behaviour)
+    globals()[_name].__name__ = _name

@@ -1,0 +1,219 @@
+"""Stage 6 grades a student's own tests: they run (in the sandbox, the way the student runs them)
+on the project as submitted, then on copies of it with one planted mistake each. A mistake is
+caught when the tests fail on its copy: the share caught is the tests' mutation score.
+
+The planted code (shared_tests/mistakes/) is appended to one file of the copy (`plant` in
+course.toml) and replaces a method of the tutorial's ChatConsumer, a view or a setting. Before
+any mistake counts, the tests must pass on a copy changed the same way but behaving the same
+(shared_tests/mistakes/harmless/): tests that fail there react to the planting, not to a bug.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from tools.course import REPO, Behaviour
+from tools.grading.project import OVERLAY, Project
+from tools.grading.sandbox import Sandbox
+
+MISTAKES = REPO / "shared_tests" / "mistakes"
+HARMLESS = MISTAKES / "harmless"
+TARGETS = ("consumers", "views", "settings", "asgi")
+RAN = re.compile(r"^Ran (\d+) tests? in", re.MULTILINE)
+FAILED = re.compile(r"^(?:FAIL|ERROR): (\w+)", re.MULTILINE)
+
+
+class PlantingError(Exception):
+    """The project's layout leaves no place to plant a mistake; the message says why."""
+
+
+@dataclass(frozen=True)
+class TestRun:
+    """One run of `manage.py test chat` in a project copy."""
+
+    returncode: int | None  # None: stopped at the time limit
+    tests_ran: int
+    failed_tests: tuple[str, ...]
+    seconds: float
+    output: str  # its last lines
+
+    @property
+    def passed(self) -> bool:
+        return self.returncode == 0 and self.tests_ran > 0
+
+    def describe(self) -> str:
+        """One line: what the run showed."""
+        if self.returncode is None:
+            return f"the tests were stopped after {self.seconds:.0f} s"
+        if self.tests_ran == 0:
+            return "no test ran (Django found none in the chat app)"
+        if self.returncode == 0:
+            return f"{self.tests_ran} tests ran and passed"
+        failed = ", ".join(self.failed_tests) or "see the output"
+        return f"{self.tests_ran} tests ran; failed: {failed}"
+
+    def last_lines(self, count: int = 12) -> str:
+        return "\n".join(self.output.strip().splitlines()[-count:])
+
+
+def chromedriver_env() -> dict[str, str]:
+    """Selenium uses SE_CHROMEDRIVER instead of Selenium Manager, which would download a
+    Chrome: `webdriver.Chrome()` then starts Debian's chromedriver and its Chromium."""
+    driver = shutil.which("chromedriver")
+    return {"SE_CHROMEDRIVER": driver} if driver else {}
+
+
+def run_tests(
+    project: Project, sandbox: Sandbox, redis_url: str | None, failfast: bool = False
+) -> TestRun:
+    """Run the project's tests in the sandbox, on a virtual display."""
+    argv = [sys.executable, str(OVERLAY / "workshop_run_tests.py")]
+    if failfast:
+        argv.append("--failfast")  # one failure is enough to catch a mistake
+    started = time.monotonic()
+    completed = project.run(
+        argv,
+        sandbox,
+        timeout=sandbox.limits.tests_seconds,
+        redis_url=redis_url,
+        extra_env=chromedriver_env(),
+    )
+    output = completed.stdout + completed.stderr
+    ran = RAN.findall(output)
+    return TestRun(
+        returncode=completed.returncode,
+        tests_ran=int(ran[-1]) if ran else 0,
+        failed_tests=tuple(dict.fromkeys(FAILED.findall(output))),
+        seconds=time.monotonic() - started,
+        output=output[-4000:],
+    )
+
+
+def target_file(project: Project, asgi_target: str, target: str) -> Path:
+    """The file of `project` that code for `target` is appended to."""
+    modules = {
+        "consumers": "chat.consumers",
+        "views": "chat.views",
+        "settings": project.settings_module,
+        "asgi": asgi_target.partition(":")[0],
+    }
+    relative = Path(*modules[target].split("."))
+    for candidate in (relative.with_suffix(".py"), relative / "__init__.py"):
+        if (project.root / candidate).is_file():
+            return project.root / candidate
+    raise PlantingError(
+        f"there is no {relative}.py to plant mistakes into (the tutorial's layout has it)"
+    )
+
+
+def check_plantable(project: Project, facts: dict) -> None:
+    """Raise PlantingError unless the mistakes can go into this project: they replace
+    methods of the tutorial's async ChatConsumer in chat/consumers.py."""
+    consumers = project.root / "chat" / "consumers.py"
+    if not consumers.is_file() or "class ChatConsumer" not in consumers.read_text(
+        encoding="utf-8", errors="replace"
+    ):
+        raise PlantingError(
+            "the mistakes are planted into chat/consumers.py's ChatConsumer, as the "
+            "tutorial names it, and this project has none"
+        )
+    views = project.root / "chat" / "views.py"
+    if not views.is_file() or "def room(" not in views.read_text(
+        encoding="utf-8", errors="replace"
+    ):
+        raise PlantingError(
+            "a mistake is planted into chat/views.py's room view, as the tutorial names "
+            "it, and this project has none"
+        )
+    sync = [
+        name for name, kind in facts.get("consumers", {}).items() if kind != "async"
+    ]
+    if sync:
+        raise PlantingError(
+            f"the mistakes are planted into an async consumer (stage 5's lesson); "
+            f"{', '.join(sync)} is not one"
+        )
+
+
+def plant(project: Project, asgi_target: str, target: str, code: str) -> None:
+    path = target_file(project, asgi_target, target)
+    with path.open("a", encoding="utf-8") as file:
+        file.write("\n\n" + code)
+
+
+def mistake_code(behaviour: Behaviour) -> str:
+    return (MISTAKES / f"{behaviour.id.removeprefix('catches_')}.py").read_text(
+        encoding="utf-8"
+    )
+
+
+class MutationRuns:
+    """The runs of one project's tests, each made when first asked for, once."""
+
+    def __init__(
+        self,
+        source: Project,
+        facts: dict,
+        asgi_target: str,
+        sandbox: Sandbox,
+        redis_url: str | None,
+        workdir: Path,
+    ):
+        self.source = source
+        self.facts = facts
+        self.asgi_target = asgi_target
+        self.sandbox = sandbox
+        self.redis_url = redis_url
+        self.workdir = workdir
+        self._planted: dict[str, TestRun] = {}
+
+    def _run_on_copy(
+        self, name: str, plants: dict[str, str], failfast: bool
+    ) -> TestRun:
+        copy = self.source.copy_to(self.workdir / name)
+        for target, code in plants.items():
+            plant(copy, self.asgi_target, target, code)
+        self.sandbox.prepare(copy.root)
+        try:
+            return run_tests(copy, self.sandbox, self.redis_url, failfast)
+        finally:
+            self.sandbox.end()
+
+    @cached_property
+    def own(self) -> TestRun:
+        """The tests on the project as submitted."""
+        return self._run_on_copy("own", {}, failfast=False)
+
+    @cached_property
+    def untrustworthy(self) -> str | None:
+        """Why failures on planted copies would prove nothing (None: they count)."""
+        if not self.own.passed:
+            return f"your tests must pass on your own project first ({self.own.describe()})"
+        try:
+            check_plantable(self.source, self.facts)
+            harmless = {t: (HARMLESS / f"{t}.py").read_text("utf-8") for t in TARGETS}
+            run = self._run_on_copy("harmless", harmless, failfast=False)
+        except PlantingError as error:
+            return f"no mistake could be planted: {error}"
+        if not run.passed:
+            return (
+                "your tests fail on a copy of your project that behaves the same and only "
+                f"looks changed ({run.describe()}), so their failures on planted mistakes "
+                "prove nothing: test what the chat does, not its files"
+            )
+        return None
+
+    def planted(self, behaviour: Behaviour) -> TestRun:
+        """The tests on a copy with `behaviour`'s mistake planted."""
+        if behaviour.id not in self._planted:
+            plants = {behaviour.plant: mistake_code(behaviour)}
+            self._planted[behaviour.id] = self._run_on_copy(
+                behaviour.id, plants, failfast=True
+            )
+        return self._planted[behaviour.id]
