@@ -1,6 +1,6 @@
 # channels-chat-workshop
 #   make step5               set up, then serve the finished chat at http://127.0.0.1:8000/chat/
-#   make test                set up, then run the shared tests over all five stages
+#   make test                set up, then run the shared tests over every stage
 # `make help` lists every target.
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-STAGES := 1 2 3 4 5
+STAGES := 1 2 3 4 5 6
 
 PORT ?= 8000
 REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -31,10 +31,11 @@ TEST_WORKERS ?= 3
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 diff test grade grade-class check autograder classroom redis bench bench-grading docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 step6 step6-test diff test grade grade-class check autograder classroom redis bench bench-grading docs lint format clean
 
 help:
-	@echo "make step1 .. step5          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
+	@echo "make step1 .. step6          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
+	@echo "make step6-test              run stage 6's own tests (manage.py test chat) in the sandbox"
 	@echo "make test [STEP=N]           run the shared tests over every stage (or one)"
 	@echo "make diff [FROM=N] TO=M      show a lesson's change between two stages"
 	@echo "make grade STEP=N DIR=path   grade a student's project as stage N (STRICT=1: robustness counts)"
@@ -62,8 +63,15 @@ $(INSTALLED): pyproject.toml tools/pins.py
 		2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	@touch $@
 
-step1 step2 step3 step4 step5: setup
+step1 step2 step3 step4 step5 step6: setup
 	@$(PY) -m tools.serve $(@:step%=%) --port "$(PORT)" --redis-url "$(REDIS_URL)"
+
+# Stage 6's own tests (Part 4), run as the grader runs a student's: in the sandbox, on a
+# virtual display, with a private Redis.
+step6-test: setup
+	@tools/require.sh redis browser display $(SANDBOX_NEED)
+	@$(PY) -m tools.grading.student_tests --project step6_automated_tests \
+		$(if $(UNSANDBOXED),--unsandboxed)
 
 # Checked before `setup`, so a typo costs no install.
 .PHONY: diff-args test-args grade-args
@@ -79,7 +87,7 @@ diff: diff-args setup
 	@$(PY) -m tools.diff $(TO) $(if $(FROM),--from $(FROM))
 
 test: test-args setup
-	@tools/require.sh redis browser test-sandbox
+	@tools/require.sh redis browser display test-sandbox
 	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP),-n $(TEST_WORKERS))
 
 # Grading runs students' code: in the sandbox, unless UNSANDBOXED=1 where bwrap cannot run.
@@ -88,17 +96,17 @@ GRADE_OPTIONS = $(if $(STRICT),--strict) $(if $(UNSANDBOXED),--unsandboxed) \
 SANDBOX_NEED = $(if $(UNSANDBOXED),,sandbox)
 
 grade: grade-args setup
-	@tools/require.sh redis browser $(SANDBOX_NEED)
+	@tools/require.sh redis browser display $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.grade --stage "$(STEP)" --project "$(DIR)" $(GRADE_OPTIONS)
 
 grade-class: grade-args setup
-	@tools/require.sh redis browser $(SANDBOX_NEED)
+	@tools/require.sh redis browser display $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.class_grading --stage "$(STEP)" --submissions "$(DIR)" \
 		$(if $(JOBS),--jobs "$(JOBS)") $(if $(FRESH),--fresh) $(if $(STRICT),--strict) \
 		$(if $(UNSANDBOXED),--unsandboxed) $(if $(REPORT_DIR),--report-dir "$(REPORT_DIR)")
 
 check: setup
-	@tools/require.sh redis browser $(SANDBOX_NEED)
+	@tools/require.sh redis browser display $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(GRADE_OPTIONS) \
 		$(if $(UNTIL),--until "$(UNTIL)")
 

@@ -210,6 +210,7 @@ SHARED_FIXTURE_MODULES = (
     "test_bench.py",
     "test_class_grading.py",
     "test_autograder.py",
+    "test_student_tests.py",  # the runs of stage 6's own tests (not its server)
 )
 STAGE_IN_NODEID = re.compile(r"\[stage(\d+)[-\]]")
 
@@ -217,10 +218,12 @@ STAGE_IN_NODEID = re.compile(r"\[stage(\d+)[-\]]")
 def work_unit(nodeid: str) -> str:
     """What pytest-xdist sends to one worker as a whole: all the tests of a stage (they
     share its server and its idle clients), a module with a shared fixture, or one test."""
+    module = nodeid.split("::", 1)[0]
+    if module.endswith(SHARED_FIXTURE_MODULES):
+        return module
     if match := STAGE_IN_NODEID.search(nodeid):
         return f"stage{match.group(1)}"
-    module = nodeid.split("::", 1)[0]
-    return module if module.endswith(SHARED_FIXTURE_MODULES) else nodeid
+    return nodeid
 
 
 # The work units that take longest, longest first: they start at once and the short ones
@@ -230,8 +233,10 @@ LONGEST_FIRST = (
     "test_bench.py",
     "test_autograder.py",
     "test_make_check",
+    "stage6",
     "stage5",
     "stage4",
+    "test_student_tests.py",
     "test_hostile_projects.py",
     "test_grader.py",
 )

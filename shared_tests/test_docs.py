@@ -81,6 +81,9 @@ MESSAGES = [
     "robustness checks fail (beyond",
     "cause (the server's log)",
     "Redis is running at",
+    "No Xvfb (a virtual display) for stage 6's tests",
+    "no Xvfb, so stage-6 tests that open a visible Chrome fail when graded",
+    "Cannot run the tests of",
 ]
 
 

@@ -358,6 +358,17 @@ def test_make_test_without_bwrap_fails_in_ci_and_warns_elsewhere(tmp_path, ci):
     assert (result.returncode != 0) == bool(ci), result.stderr
 
 
+@pytest.mark.parametrize("ci", ["true", ""], ids=["in-ci", "on-a-laptop"])
+def test_no_xvfb_fails_in_ci_and_warns_elsewhere(tmp_path, ci):
+    """Without Xvfb a student's visible-Chrome tests cannot run when graded: CI fails,
+    a laptop is warned in one line that names the package."""
+    result = run_without_system_programs(
+        tmp_path, ["bash", "tools/require.sh", "display"], CI=ci
+    )
+    assert "sudo apt-get install xvfb" in result.stdout + result.stderr
+    assert (result.returncode != 0) == bool(ci), result.stderr
+
+
 def test_an_exiting_grader_process_kills_no_one_elses_server():
     """mirakuru, at the exit of a process that imported it, kills every process whose
     mirakuru_uuid contains that process' pid; tools/executors.py turns that off, so a

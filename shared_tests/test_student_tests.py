@@ -58,3 +58,18 @@ for _behaviour in PLANTED:
     _name = f"test_tests_catch_{_behaviour.id.removeprefix('catches_')}"
     globals()[_name] = planted_mistake_test(_behaviour)
     globals()[_name].__name__ = _name
+
+
+LOAD_ERRORS = ("NameError", "SyntaxError", "IndentationError", "ImportError")
+
+
+@pytest.mark.repository
+def test_each_planted_mistake_loads_and_fails_one_of_the_stage6_tests(mutation_runs):
+    """On the workshop's stage 6 every planted mistake loads without an error of its own and
+    makes a test fail: it is caught for what it does, not because its code crashed."""
+    runs = mutation_runs(6)
+    for behaviour in PLANTED:
+        run = runs.planted(behaviour)
+        assert run.tests_ran and run.failed_tests, (behaviour.id, run.describe())
+        broken = [error for error in LOAD_ERRORS if error in run.output]
+        assert not broken, (behaviour.id, run.last_lines(30))

@@ -66,6 +66,14 @@ require_sandbox() {
   fail "bubblewrap is not installed, and grading runs students' code in it: run sudo apt-get install bubblewrap (Debian/Ubuntu); elsewhere pass UNSANDBOXED=1."
 }
 
+# A virtual display (Xvfb) for a student's own tests that open a visible Chrome (stage 6).
+require_display() {
+  command -v Xvfb >/dev/null 2>&1 && return 0
+  apt_install xvfb && command -v Xvfb >/dev/null 2>&1 && return 0
+  in_ci && fail "No Xvfb (a virtual display) for stage 6's tests: run sudo apt-get install xvfb."
+  echo "warning: no Xvfb, so stage-6 tests that open a visible Chrome fail when graded (Debian/Ubuntu: sudo apt-get install xvfb)." >&2
+}
+
 # `make test` on a machine without bubblewrap (macOS): the workshop's own stages run
 # unsandboxed and the sandbox's tests are skipped; in CI that is a failure.
 require_test_sandbox() {
@@ -82,6 +90,7 @@ for need in "$@"; do
     browser) require_browser ;;
     sandbox) require_sandbox ;;
     test-sandbox) require_test_sandbox ;;
-    *) fail "tools/require.sh: unknown requirement '$need' (python, redis, browser, sandbox or test-sandbox)." ;;
+    display) require_display ;;
+    *) fail "tools/require.sh: unknown requirement '$need' (python, redis, browser, sandbox, test-sandbox or display)." ;;
   esac
 done

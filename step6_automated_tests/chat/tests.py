@@ -94,7 +94,7 @@ class ChatTests(ChannelsLiveServerTestCase):
             "/ws/chat/room_1/",
             headers=[(b"origin", self.live_server_url.encode())],
         )
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_SECONDS)
         self.assertTrue(connected, "This process could not join room_1")
         try:
             await sync_to_async(self._enter_chat_room)("room_1")
@@ -114,6 +114,10 @@ class ChatTests(ChannelsLiveServerTestCase):
         ActionChains(self.driver).send_keys(room_name, Keys.ENTER).perform()
         WebDriverWait(self.driver, WAIT_SECONDS).until(
             lambda _: room_name in self.driver.current_url
+        )
+        # Beyond the tutorial: also wait for the page's socket; a message sent earlier is lost.
+        WebDriverWait(self.driver, WAIT_SECONDS).until(
+            lambda _: self.driver.execute_script("return chatSocket.readyState") == 1
         )
 
     def _open_new_window(self):
@@ -152,7 +156,7 @@ class ChatConsumerTests(SimpleTestCase):
             f"/ws/chat/{room_name}/",
             headers=[(b"origin", origin)],
         )
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_SECONDS)
         self.assertTrue(connected, f"Could not join {room_name}")
         return communicator
 
@@ -160,8 +164,9 @@ class ChatConsumerTests(SimpleTestCase):
         alice = await self._join("lobby")
         bob = await self._join("lobby")
         await alice.send_json_to({"message": "hello"})
-        self.assertEqual(await alice.receive_json_from(), {"message": "hello"})
-        self.assertEqual(await bob.receive_json_from(), {"message": "hello"})
+        for member in (alice, bob):
+            reply = await member.receive_json_from(timeout=WAIT_SECONDS)
+            self.assertEqual(reply, {"message": "hello"})
         await alice.disconnect()
         await bob.disconnect()
 
@@ -169,7 +174,8 @@ class ChatConsumerTests(SimpleTestCase):
         alice = await self._join("lobby")
         carol = await self._join("kitchen")
         await alice.send_json_to({"message": "hello"})
-        self.assertEqual(await alice.receive_json_from(), {"message": "hello"})
+        reply = await alice.receive_json_from(timeout=WAIT_SECONDS)
+        self.assertEqual(reply, {"message": "hello"})
         self.assertTrue(await carol.receive_nothing(), "kitchen heard the lobby")
         await alice.disconnect()
         await carol.disconnect()
@@ -177,9 +183,10 @@ class ChatConsumerTests(SimpleTestCase):
     async def test_bad_frame_is_answered_with_an_error(self):
         alice = await self._join("lobby")
         await alice.send_to(text_data="this is not JSON")
-        self.assertIn("error", await alice.receive_json_from())
+        self.assertIn("error", await alice.receive_json_from(timeout=WAIT_SECONDS))
         await alice.send_json_to({"message": "still here"})
-        self.assertEqual(await alice.receive_json_from(), {"message": "still here"})
+        reply = await alice.receive_json_from(timeout=WAIT_SECONDS)
+        self.assertEqual(reply, {"message": "still here"})
         await alice.disconnect()
 
     async def test_page_from_another_site_is_refused(self):
@@ -188,7 +195,7 @@ class ChatConsumerTests(SimpleTestCase):
             "/ws/chat/lobby/",
             headers=[(b"origin", b"http://evil.example")],
         )
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=WAIT_SECONDS)
         self.assertFalse(connected, "A page from another site could join the chat")
 
     async def test_leaving_the_room_leaves_its_group(self):

@@ -205,7 +205,7 @@ class MutationRuns:
             return (
                 "your tests fail on a copy of your project that behaves the same and only "
                 f"looks changed ({run.describe()}), so their failures on planted mistakes "
-                "prove nothing: test what the chat does, not its files"
+                f"prove nothing: test what the chat does, not its files.\n{run.last_lines()}"
             )
         return None
 
@@ -217,3 +217,42 @@ class MutationRuns:
                 behaviour.id, plants, failfast=True
             )
         return self._planted[behaviour.id]
+
+
+def main(argv=None) -> int:
+    """`make step6-test`: a project's own tests, run the way the grader runs them."""
+    import argparse
+    import tempfile
+
+    from tools.grading.project import ProjectError, find_project
+    from tools.grading.sandbox import SandboxUnavailable, make_sandbox
+    from tools.redis_server import PrivateRedis, RedisMissing
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--project", required=True, help="the folder with manage.py")
+    parser.add_argument(
+        "--unsandboxed", action="store_true", help="run as yourself (no bwrap)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        project = find_project(args.project)
+        sandbox = make_sandbox("none" if args.unsandboxed else "bwrap")
+        redis = PrivateRedis()
+    except (ProjectError, SandboxUnavailable, RedisMissing) as problem:
+        print(f"Cannot run the tests of {args.project}: {problem}")
+        return 2
+    print(f"Running `manage.py test chat` in {project.root} ({sandbox.describe()})")
+    with redis, tempfile.TemporaryDirectory(prefix="workshop-own-tests-") as scratch:
+        copy = project.copy_to(Path(scratch) / project.root.name)
+        sandbox.prepare(copy.root)
+        try:
+            run = run_tests(copy, sandbox, redis.url(0))
+        finally:
+            sandbox.end()
+    print(run.output.rstrip())
+    print(f"\n{run.describe()} ({run.seconds:.0f} s)")
+    return 0 if run.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
