@@ -67,6 +67,7 @@ def test_tests_that_check_nothing_catch_no_mistake(tmp_path):
         assert outcome["status"] == "failed", (behaviour_id, graded.report)
         assert "nothing caught it" in outcome["output"], outcome["output"]
     assert graded.returncode == 1, graded.output[-2000:]
+    assert f"your tests caught 0 of {len(PLANTED)} planted mistakes" in graded.report
 
 
 def test_an_empty_test_module_scores_nothing(tmp_path):
@@ -115,3 +116,6 @@ def test_part4_tests_as_written_run_and_catch_what_they_check(tmp_path):
     missed = graded.outcome("catches_no_group_discard")
     assert missed["status"] == "failed" and "nothing caught it" in missed["output"]
     assert graded.returncode == 0, graded.output[-2000:]  # group_discard is robustness
+    assert "your tests caught 1 of 2 planted mistakes (1 of the 1 core ones)" in (
+        graded.report
+    )

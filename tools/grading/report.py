@@ -89,9 +89,23 @@ class Report:
                     lines.extend(self.behaviour_lines(behaviour, stage, counted))
             scope = "core + robustness" if self.strict else "core"
             lines.append(f"  score: {got}/{total} ({scope})")
+            lines.extend(self.mutation_score(stage))
             lines.append("")
         lines.extend(self.notes)
         return lines
+
+    def mutation_score(self, stage: int) -> list[str]:
+        """Stage 6: how many planted mistakes the project's own tests caught."""
+        planted = [b for b in self.checked(stage) if b.plant]
+        if not planted:
+            return []
+        caught = [b for b in planted if self.outcomes[(b.id, stage)].status == PASSED]
+        core = [b for b in planted if b.kind == "core"]
+        core_caught = [b for b in caught if b.kind == "core"]
+        return [
+            f"  your tests caught {len(caught)} of {len(planted)} planted mistakes "
+            f"({len(core_caught)} of the {len(core)} core ones)"
+        ]
 
     def behaviour_lines(
         self, behaviour: Behaviour, stage: int, counted: bool
