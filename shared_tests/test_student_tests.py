@@ -34,17 +34,23 @@ def mutation_runs(tmp_path_factory, stages_under_test):
 
 
 @pytest.mark.behaviour("own_tests_pass")
-def test_own_tests_run_and_pass_on_the_project(stage, mutation_runs):
+def test_own_tests_run_and_pass_on_the_project(stage, mutation_runs, request):
     """`manage.py test chat` finds at least one test, and every test passes."""
-    run = mutation_runs(stage).own
+    runs = mutation_runs(stage)
+    if any((b.id, stage) in request.config.workshop_selected for b in PLANTED):
+        runs.untrustworthy  # noqa: B018 - tests the harmless copy at the same time
+    run = runs.own
     assert run.passed, f"{run.describe()}:\n{run.last_lines()}"
 
 
 def planted_mistake_test(behaviour):
     @pytest.mark.behaviour(behaviour.id)
-    def test(stage, mutation_runs):
+    def test(stage, mutation_runs, request):
         runs = mutation_runs(stage)
         assert runs.untrustworthy is None, runs.untrustworthy
+        # The first of these tests runs every planted copy this session checks, in parallel.
+        selected = request.config.workshop_selected
+        runs.run_planted([b for b in PLANTED if (b.id, stage) in selected])
         run = runs.planted(behaviour)
         assert run.returncode != 0, (
             f"with this mistake planted, {run.describe()}: nothing caught it"

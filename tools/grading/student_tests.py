@@ -10,10 +10,12 @@ any mistake counts, the tests must pass on a copy changed the same way but behav
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +29,10 @@ HARMLESS = MISTAKES / "harmless"
 TARGETS = ("consumers", "views", "settings", "asgi")
 RAN = re.compile(r"^Ran (\d+) tests? in", re.MULTILINE)
 FAILED = re.compile(r"^(?:FAIL|ERROR): (\w+)", re.MULTILINE)
+# Planted copies tested at once, and the first Redis database they use (the stages'
+# servers use databases 0-9).
+PARALLEL_RUNS = 2
+FIRST_PLANTED_DATABASE = 10
 
 
 class PlantingError(Exception):
@@ -174,16 +180,15 @@ class MutationRuns:
         self._planted: dict[str, TestRun] = {}
 
     def _run_on_copy(
-        self, name: str, plants: dict[str, str], failfast: bool
+        self, name: str, plants: dict[str, str], failfast: bool, redis_url=None
     ) -> TestRun:
+        # No sandbox.end() here: the sandbox's user also runs the stage's server; the
+        # session ends them all (and bwrap's PID namespace ends with each run).
         copy = self.source.copy_to(self.workdir / name)
         for target, code in plants.items():
             plant(copy, self.asgi_target, target, code)
         self.sandbox.prepare(copy.root)
-        try:
-            return run_tests(copy, self.sandbox, self.redis_url, failfast)
-        finally:
-            self.sandbox.end()
+        return run_tests(copy, self.sandbox, redis_url or self.redis_url, failfast)
 
     @cached_property
     def own(self) -> TestRun:
@@ -192,31 +197,66 @@ class MutationRuns:
 
     @cached_property
     def untrustworthy(self) -> str | None:
-        """Why failures on planted copies would prove nothing (None: they count)."""
-        if not self.own.passed:
-            return f"your tests must pass on your own project first ({self.own.describe()})"
+        """Why failures on planted copies would prove nothing (None: they count). The
+        harmless copy is tested while the project as submitted is (its own database)."""
         try:
             check_plantable(self.source, self.facts)
             harmless = {t: (HARMLESS / f"{t}.py").read_text("utf-8") for t in TARGETS}
-            run = self._run_on_copy("harmless", harmless, failfast=False)
+            problem = None
         except PlantingError as error:
-            return f"no mistake could be planted: {error}"
-        if not run.passed:
+            harmless, problem = None, f"no mistake could be planted: {error}"
+        with ThreadPoolExecutor(2) as pool:
+            own = pool.submit(lambda: self.own)
+            if harmless is not None:
+                url = with_database(self.redis_url, FIRST_PLANTED_DATABASE)
+                run = pool.submit(self._run_on_copy, "harmless", harmless, False, url)
+        if not own.result().passed:
+            return f"your tests must pass on your own project first ({self.own.describe()})"
+        if problem:
+            return problem
+        if not run.result().passed:
             return (
                 "your tests fail on a copy of your project that behaves the same and only "
-                f"looks changed ({run.describe()}), so their failures on planted mistakes "
-                f"prove nothing: test what the chat does, not its files.\n{run.last_lines()}"
+                f"looks changed ({run.result().describe()}), so their failures on planted "
+                "mistakes prove nothing: test what the chat does, not its files.\n"
+                + run.result().last_lines()
             )
         return None
 
     def planted(self, behaviour: Behaviour) -> TestRun:
         """The tests on a copy with `behaviour`'s mistake planted."""
         if behaviour.id not in self._planted:
-            plants = {behaviour.plant: mistake_code(behaviour)}
-            self._planted[behaviour.id] = self._run_on_copy(
-                behaviour.id, plants, failfast=True
-            )
+            self.run_planted([behaviour])
         return self._planted[behaviour.id]
+
+    def run_planted(self, behaviours: list[Behaviour]) -> None:
+        """Run the tests on the planted copies not run yet, PARALLEL_RUNS at a time: most
+        of a run is waiting (for a reply that never comes, for the browser), so runs
+        overlap well. Each has a Redis database of its own: their rooms never meet."""
+        todo = [b for b in behaviours if b.id not in self._planted]
+        free_databases = queue.SimpleQueue()
+        for index in range(PARALLEL_RUNS):
+            free_databases.put(FIRST_PLANTED_DATABASE + index)
+
+        def run(behaviour: Behaviour) -> TestRun:
+            database = free_databases.get()
+            try:
+                plants = {behaviour.plant: mistake_code(behaviour)}
+                url = with_database(self.redis_url, database)
+                return self._run_on_copy(behaviour.id, plants, True, url)
+            finally:
+                free_databases.put(database)
+
+        with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
+            for behaviour, result in zip(todo, pool.map(run, todo), strict=True):
+                self._planted[behaviour.id] = result
+
+
+def with_database(redis_url: str | None, database: int) -> str | None:
+    """`redis_url` with another database number (None stays None: no Redis layer)."""
+    if redis_url is None:
+        return None
+    return f"{redis_url.rsplit('/', 1)[0]}/{database}"
 
 
 def main(argv=None) -> int:
