@@ -133,7 +133,7 @@ def measure(baseline: Path, scratch: Path, class_size: int, with_suite: bool) ->
     if with_suite:
         suite = [PYTHON, "-m", "pytest", "shared_tests", "-q", "-p", "no:cacheprovider"]
         before = timed(suite, baseline)
-        now = timed(suite + ["-n", os.environ.get("TEST_WORKERS", "3")], REPO)
+        now = timed(suite + ["-n", os.environ.get("TEST_WORKERS", "4")], REPO)
         row("make test (every stage and the repository's checks)", before, now)
     return rows
 
