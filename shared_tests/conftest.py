@@ -81,6 +81,12 @@ def pytest_addoption(parser):
         help="seconds a project may take to load (settings and ASGI application)",
     )
     group.addoption(
+        "--tests-time-limit",
+        type=float,
+        default=LIMITS.tests_seconds,
+        help="(stage 6) seconds one run of the project's own tests may take",
+    )
+    group.addoption(
         "--source-label",
         default=None,
         help="how the report names the graded project (its original folder)",
@@ -155,7 +161,9 @@ def sandbox_for(config):
     if choice == "auto" and (IN_CI or config.getoption("--project")):
         choice = "bwrap"
     limits = dataclasses.replace(
-        LIMITS, load_seconds=config.getoption("--load-time-limit")
+        LIMITS,
+        load_seconds=config.getoption("--load-time-limit"),
+        tests_seconds=config.getoption("--tests-time-limit"),
     )
     try:
         return make_sandbox(choice, limits)

@@ -119,3 +119,50 @@ def test_part4_tests_as_written_run_and_catch_what_they_check(tmp_path):
     assert "your tests caught 1 of 2 planted mistakes (1 of the 1 core ones)" in (
         graded.report
     )
+
+
+HANGING_TESTS = """
+import time
+
+from django.test import SimpleTestCase
+
+
+class HangingTests(SimpleTestCase):
+    def test_waits_forever(self):
+        time.sleep(10**6)
+"""
+
+EXITING_TESTS = """
+import os
+
+from django.test import SimpleTestCase
+
+
+class ExitingTests(SimpleTestCase):
+    def test_exits_with_success_before_anything_fails(self):
+        os._exit(0)
+"""
+
+
+@pytest.mark.parametrize(
+    ("tests", "says"),
+    [
+        pytest.param(HANGING_TESTS, "the tests were stopped after", id="hang"),
+        pytest.param(EXITING_TESTS, "no test ran", id="exit-0-midway"),
+    ],
+)
+def test_hostile_tests_end_in_bounded_time_and_score_nothing(tmp_path, tests, says):
+    """A test that never returns is stopped at the time limit; one that exits the runner
+    with code 0 before it reports counts as no test run. Neither earns a point."""
+    graded = grade(
+        stage6_with_tests(tmp_path, tests),
+        6,
+        tmp_path,
+        "--tests-time-limit",
+        "5",
+        *OWN_TESTS_ONLY,
+    )
+    own = graded.outcome("own_tests_pass")
+    assert own["status"] == "failed" and says in own["output"], own
+    assert graded.results["score"] == 0, graded.report
+    assert graded.seconds < 60, graded.seconds

@@ -69,6 +69,12 @@ def parse_args(argv):
         default=LIMITS.load_seconds,
         help="seconds the project may take to load its settings and ASGI application",
     )
+    parser.add_argument(
+        "--tests-time-limit",
+        type=float,
+        default=LIMITS.tests_seconds,
+        help="(stage 6) seconds one run of the project's own tests may take",
+    )
     args = parser.parse_args(argv)
     if args.stage is None and not args.check:
         parser.error("give --stage N (grade) or --check (every stage)")
@@ -104,6 +110,7 @@ def options_from(args, project: Project, stage: int, behaviours=()) -> RunOption
         sandbox="none" if args.unsandboxed else "bwrap",
         time_limit=args.time_limit,
         load_time_limit=args.load_time_limit,
+        tests_time_limit=args.tests_time_limit,
     )
 
 

@@ -50,6 +50,7 @@ class RunOptions:
     sandbox: str = "bwrap"
     time_limit: float = RUN_TIME_LIMIT
     load_time_limit: float = LIMITS.load_seconds
+    tests_time_limit: float = LIMITS.tests_seconds
     label: str = ""  # the project as the report names it (its original folder)
 
 
@@ -126,6 +127,7 @@ def pytest_command(project: Project, options: RunOptions, work: Path) -> list[st
         "--sandbox",
         options.sandbox,
         f"--load-time-limit={options.load_time_limit:g}",
+        f"--tests-time-limit={options.tests_time_limit:g}",
     ]
     command += ["--source-label", options.label] if options.label else []
     command += ["--strict-score"] if options.strict else []
