@@ -114,15 +114,17 @@ def test_stage_needing_redis_without_any_says_what_to_install(tmp_path):
     assert "redis-server is not installed" in one_line(result)
 
 
-def test_make_step5_serves_the_chat_and_ctrl_c_stops_everything():
-    """`make step5` with no Redis at REDIS_URL starts a private one, serves a chat where two
-    clients talk, and Ctrl-C stops the server and that Redis."""
+@pytest.mark.parametrize("target", ["step5", "step6"])
+def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
+    """`make step5` (and stage 6's, the same chat) with no Redis at REDIS_URL starts a
+    private one, serves a chat where two clients talk, and Ctrl-C stops the server and
+    that Redis."""
     port, dead_redis_port = free_port(), free_port()
     process = subprocess.Popen(
         [
             "make",
             "-s",
-            "step5",
+            target,
             f"PORT={port}",
             f"REDIS_URL=redis://127.0.0.1:{dead_redis_port}/0",
         ],
@@ -136,9 +138,11 @@ def test_make_step5_serves_the_chat_and_ctrl_c_stops_everything():
     try:
         deadline = time.monotonic() + 60
         while not port_in_use(port):
-            assert process.poll() is None, f"make step5 exited: {process.stdout.read()}"
+            assert process.poll() is None, (
+                f"make {target} exited: {process.stdout.read()}"
+            )
             assert time.monotonic() < deadline, (
-                "make step5 did not start serving in 60 s"
+                f"make {target} did not start serving in 60 s"
             )
             time.sleep(0.2)
         server = Endpoint(
@@ -156,3 +160,19 @@ def test_make_step5_serves_the_chat_and_ctrl_c_stops_everything():
     assert f"Open http://127.0.0.1:{port}/chat/lobby/" in output
     assert "started a private one" in output and "Stopped the private Redis." in output
     assert not port_in_use(port), "the server still listens after Ctrl-C"
+
+
+def test_make_step6_test_runs_the_stage_tests_in_the_sandbox():
+    """`make step6-test` runs stage 6's own tests (`manage.py test chat`) as the grader
+    runs a student's, prints Django's output, and exits 0 when they all pass."""
+    result = subprocess.run(
+        ["make", "-s", "step6-test"],
+        cwd=REPO,
+        env={**os.environ, **QUIET_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ran 8 tests" in result.stdout and "\nOK\n" in result.stdout
+    assert "8 tests ran and passed" in result.stdout
