@@ -166,3 +166,40 @@ def test_hostile_tests_end_in_bounded_time_and_score_nothing(tmp_path, tests, sa
     assert own["status"] == "failed" and says in own["output"], own
     assert graded.results["score"] == 0, graded.report
     assert graded.seconds < 60, graded.seconds
+
+
+# Fails only where a copy looks planted by its folder, its command line, its Redis database
+# or the names planted code defines: the grader makes every copy look alike in those.
+COPY_SNIFFING_TESTS = """
+import os
+import sys
+
+from django.test import SimpleTestCase
+
+from chat import consumers
+
+
+class CopySniffingTests(SimpleTestCase):
+    def test_this_copy_looks_like_the_submitted_one(self):
+        folder = os.path.basename(os.getcwd())
+        self.assertNotIn("catches_", folder)
+        self.assertNotIn("harmless", folder)
+        self.assertEqual(sys.argv.count("--failfast"), 1)
+        self.assertFalse(os.environ.get("REDIS_URL", "").endswith(("/10", "/11")))
+        self.assertFalse(any("_planted" in name for name in vars(consumers)))
+"""
+
+
+def test_tests_cannot_tell_a_planted_copy_by_how_it_runs(tmp_path):
+    """Tests that sniff the folder name, the command line, the Redis database or the
+    planted names pass on every copy, so they catch nothing; the report lists their
+    lines for the grader to read."""
+    graded = grade(
+        stage6_with_tests(tmp_path, COPY_SNIFFING_TESTS), 6, tmp_path, *OWN_TESTS_ONLY
+    )
+    assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
+    for behaviour_id in PLANTED:
+        outcome = graded.outcome(behaviour_id)
+        assert "nothing caught it" in outcome["output"], (behaviour_id, outcome)
+    assert "Read before trusting the stage-6 score" in graded.report
+    assert "os.getcwd()" in graded.report

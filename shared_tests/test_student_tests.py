@@ -7,19 +7,20 @@ from __future__ import annotations
 import pytest
 
 from shared_tests.conftest import COURSE
-from tools.grading.student_tests import MutationRuns
+from tools.grading.student_tests import MutationRuns, source_reading_lines
 
 PLANTED = [behaviour for behaviour in COURSE.behaviours if behaviour.plant]
 
 
 @pytest.fixture(scope="session")
-def mutation_runs(tmp_path_factory, stages_under_test):
+def mutation_runs(request, tmp_path_factory, stages_under_test):
     """Stage number -> the MutationRuns of its project's tests (each run made once)."""
     cache = {}
 
     def get(number: int) -> MutationRuns:
         if number not in cache:
             stage = stages_under_test(number)
+            selected = request.config.workshop_selected
             cache[number] = MutationRuns(
                 stage.source,
                 stage.facts,
@@ -27,30 +28,33 @@ def mutation_runs(tmp_path_factory, stages_under_test):
                 stage.sandbox,
                 stage.redis_url,
                 tmp_path_factory.mktemp(f"stage{number}-own-tests"),
+                behaviours=[b for b in PLANTED if (b.id, number) in selected],
             )
+            reading = source_reading_lines(stage.source)
+            if reading:  # for the grader to review, not a failure
+                request.config.workshop_report.notes.append(
+                    "Read before trusting the stage-6 score: the tests read code or "
+                    "files, which could recognise a planted copy:\n  "
+                    + "\n  ".join(reading[:10])
+                )
         return cache[number]
 
     return get
 
 
 @pytest.mark.behaviour("own_tests_pass")
-def test_own_tests_run_and_pass_on_the_project(stage, mutation_runs, request):
+def test_own_tests_run_and_pass_on_the_project(stage, mutation_runs):
     """`manage.py test chat` finds at least one test, and every test passes."""
-    runs = mutation_runs(stage)
-    if any((b.id, stage) in request.config.workshop_selected for b in PLANTED):
-        runs.untrustworthy  # noqa: B018 - tests the harmless copy at the same time
-    run = runs.own
+    run = mutation_runs(stage).own
     assert run.passed, f"{run.describe()}:\n{run.last_lines()}"
 
 
 def planted_mistake_test(behaviour):
     @pytest.mark.behaviour(behaviour.id)
-    def test(stage, mutation_runs, request):
+    def test(stage, mutation_runs):
         runs = mutation_runs(stage)
+        # The first of these tests runs every planted copy this session checks.
         assert runs.untrustworthy is None, runs.untrustworthy
-        # The first of these tests runs every planted copy this session checks, in parallel.
-        selected = request.config.workshop_selected
-        runs.run_planted([b for b in PLANTED if (b.id, stage) in selected])
         run = runs.planted(behaviour)
         assert run.returncode != 0, (
             f"with this mistake planted, {run.describe()}: nothing caught it"
@@ -66,7 +70,14 @@ for _behaviour in PLANTED:
     globals()[_name].__name__ = _name
 
 
-LOAD_ERRORS = ("NameError", "SyntaxError", "IndentationError", "ImportError")
+# Errors the planted code itself could raise (it must fail a test by what it does).
+PLANTING_ERRORS = (
+    "NameError",
+    "SyntaxError",
+    "IndentationError",
+    "ImportError",
+    "RecursionError",
+)
 
 
 @pytest.mark.repository
@@ -77,5 +88,5 @@ def test_each_planted_mistake_loads_and_fails_one_of_the_stage6_tests(mutation_r
     for behaviour in PLANTED:
         run = runs.planted(behaviour)
         assert run.tests_ran and run.failed_tests, (behaviour.id, run.describe())
-        broken = [error for error in LOAD_ERRORS if error in run.output]
+        broken = [error for error in PLANTING_ERRORS if error in run.output]
         assert not broken, (behaviour.id, run.last_lines(30))

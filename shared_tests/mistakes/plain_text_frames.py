@@ -10,7 +10,7 @@ async def _planted_send(self, text_data=None, bytes_data=None, close=False):
         data = _planted_json.loads(text_data)
     except (TypeError, ValueError):
         data = None
-    if isinstance(data, dict) and list(data) == ["message"]:
+    if isinstance(data, dict) and "message" in data:
         text_data = data["message"]
     await _planted_send_before(
         self, text_data=text_data, bytes_data=bytes_data, close=close

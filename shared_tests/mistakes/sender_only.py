@@ -3,7 +3,7 @@
 _planted_receive_before = ChatConsumer.receive  # noqa: F821 - defined above in this file
 
 
-class _PlantedSenderOnlyLayer:
+class _planted_SenderOnlyLayer:
     def __init__(self, layer, channel_name):
         self._layer = layer
         self._channel_name = channel_name
@@ -17,7 +17,7 @@ class _PlantedSenderOnlyLayer:
 
 async def _planted_receive(self, **frame):
     layer = self.channel_layer
-    self.channel_layer = _PlantedSenderOnlyLayer(layer, self.channel_name)
+    self.channel_layer = _planted_SenderOnlyLayer(layer, self.channel_name)
     try:
         await _planted_receive_before(self, **frame)
     finally:

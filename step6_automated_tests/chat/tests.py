@@ -176,7 +176,7 @@ class ChatConsumerTests(SimpleTestCase):
         await alice.send_json_to({"message": "hello"})
         reply = await alice.receive_json_from(timeout=WAIT_SECONDS)
         self.assertEqual(reply, {"message": "hello"})
-        self.assertTrue(await carol.receive_nothing(), "kitchen heard the lobby")
+        self.assertTrue(await carol.receive_nothing(timeout=1), "kitchen heard the lobby")
         await alice.disconnect()
         await carol.disconnect()
 

@@ -182,6 +182,24 @@ def unfinished_report(project: Project, options: RunOptions, reason: str) -> Rep
     return report
 
 
+def own_tests_budget(options: RunOptions) -> float:
+    """Stage 6: the worst case of the runs of a project's own tests, on top of the time
+    limit: the project as submitted (twice, when it fails) and the harmless and planted
+    copies, two at a time, each at most tests_time_limit."""
+    course = load_course()
+    planted = [
+        b
+        for b in selected_behaviours(
+            course, options.stage, options.kind, options.behaviours
+        )
+        if b.plant
+    ]
+    if not planted:
+        return 0.0
+    batches = -(-(len(planted) + 1) // 2)  # the harmless copy too, two at a time
+    return (2 + batches) * options.tests_time_limit
+
+
 def grade_project(project: Project, options: RunOptions, report_dir: Path) -> RunResult:
     """Grade `project` (already a private copy) as options.stage; write the reports into
     report_dir (cleared first) and return the results."""
@@ -197,7 +215,9 @@ def grade_project(project: Project, options: RunOptions, report_dir: Path) -> Ru
         (work / "results").mkdir()
         log_path = work / "pytest.log"
         stopped = run_session(
-            pytest_command(project, options, work), log_path, options.time_limit
+            pytest_command(project, options, work),
+            log_path,
+            options.time_limit + own_tests_budget(options),
         )
         results_file = work / "results" / "results.json"
         if stopped is None and results_file.is_file():

@@ -84,13 +84,14 @@ class Project:
         timeout: float,
         redis_url=None,
         extra_env: dict[str, str] | None = None,
+        starts_chromium: bool = False,
     ) -> Completed:
         """Run `argv` in this project (in the sandbox) and wait, at most `timeout` seconds.
         Output goes to files, not pipes: a flood is capped by the sandbox's output limit and
         never fills the grader's memory."""
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             process = subprocess.Popen(
-                sandbox.wrap(argv, self.root),
+                sandbox.wrap(argv, self.root, starts_chromium),
                 cwd=self.root,
                 env={**self.environment(redis_url), **(extra_env or {})},
                 stdin=subprocess.DEVNULL,

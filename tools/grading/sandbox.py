@@ -50,8 +50,9 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """What one sandboxed process may use (each is also named in the report when it is hit)."""
 
-    # Memory it writes to (RLIMIT_DATA: heap and private mappings). Not address space
-    # (RLIMIT_AS): Chromium, which a student's own tests start, reserves terabytes of it.
+    # Address space (RLIMIT_AS): a daphne server reserves about 0.4 GB. A run of a student's
+    # own tests (stage 6) starts Chromium, which reserves terabytes of address space: there
+    # the same amount limits the memory it writes to instead (RLIMIT_DATA).
     memory_bytes: int = 2048 * MIB
     # Tasks, threads included, of the sandbox user (RLIMIT_NPROC).
     processes: int = 512
@@ -145,18 +146,21 @@ class Sandbox:
         if self.kind == "user":  # no bind mount: it must walk the real path to its copy
             make_traversable(folder.parent)
 
-    def wrap(self, argv: list[str], writable: Path) -> list[str]:
+    def wrap(
+        self, argv: list[str], writable: Path, starts_chromium: bool = False
+    ) -> list[str]:
         """`argv` run in the sandbox, in `writable` (the project copy) as its working folder."""
         if not self.enabled:
             return list(argv)
+        memory = "data" if starts_chromium else "as"
         if self.kind == "user":
-            limits = limit_command(self.limits, processes=self.limits.processes)
+            limits = limit_command(self.limits, self.limits.processes, memory)
             return become_user(self.uid)[1:] + limits + ["--", *argv]
         command = bwrap_options(self.readable, writable, as_root=self.uid is not None)
         command += ["--chdir", str(writable)]
         if self.uid is not None:
             command += become_user(self.uid)
-        command += limit_command(self.limits, processes=self.process_limit())
+        command += limit_command(self.limits, self.process_limit(), memory)
         return command + ["--", *argv]
 
     def end(self) -> None:
@@ -271,13 +275,14 @@ def become_user(uid: int) -> list[str]:
     ]
 
 
-def limit_command(limits: Limits, processes: int) -> list[str]:
-    """prlimit (util-linux) sets the limits, then runs the command.
+def limit_command(limits: Limits, processes: int, memory: str = "as") -> list[str]:
+    """prlimit (util-linux) sets the limits, then runs the command. `memory`: "as" limits
+    the address space, "data" the memory written to (for Chromium, see Limits).
     The CPU limit's soft value sends SIGXCPU; five seconds later the hard one kills."""
     return [
         "--",
         "prlimit",
-        f"--data={limits.memory_bytes}",
+        f"--{memory}={limits.memory_bytes}",
         f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 5}",
         f"--fsize={limits.output_bytes}",
         f"--nofile={limits.open_files}",

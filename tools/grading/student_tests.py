@@ -6,33 +6,49 @@ The planted code (shared_tests/mistakes/) is appended to one file of the copy (`
 course.toml) and replaces a method of the tutorial's ChatConsumer, a view or a setting. Before
 any mistake counts, the tests must pass on a copy changed the same way but behaving the same
 (shared_tests/mistakes/harmless/): tests that fail there react to the planting, not to a bug.
+
+So that tests cannot tell a planted copy from the others except by what it does, every copy
+gets the harmless code (a mistake's code comes after it), random names for what is planted
+and for its folder, the same command line, a fresh Redis, and its turn in a random order.
 """
 
 from __future__ import annotations
 
 import queue
 import re
+import secrets
 import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 from tools.course import REPO, Behaviour
 from tools.grading.project import OVERLAY, Project
-from tools.grading.sandbox import Sandbox
+from tools.grading.sandbox import Sandbox, claim_sandbox_user
 
 MISTAKES = REPO / "shared_tests" / "mistakes"
 HARMLESS = MISTAKES / "harmless"
 TARGETS = ("consumers", "views", "settings", "asgi")
 RAN = re.compile(r"^Ran (\d+) tests? in", re.MULTILINE)
 FAILED = re.compile(r"^(?:FAIL|ERROR): (\w+)", re.MULTILINE)
-# Planted copies tested at once, and the first Redis database they use (the stages'
-# servers use databases 0-9).
+PLANTED_NAME = "_planted"  # the prefix of every name planted code defines
+COMMENT = re.compile(r"\s*#.*$")  # planted code has no "#" inside its strings
+# Copies tested at once: most of a run is waiting (for a reply that never comes, for the
+# browser), so two runs overlap well on two cores.
 PARALLEL_RUNS = 2
-FIRST_PLANTED_DATABASE = 10
+# A planted copy may take this many times as long as the project as submitted (at least
+# MIN_PLANTED_SECONDS, at most the sandbox's tests_seconds): a mistake may make tests wait.
+PLANTED_TIME_FACTOR = 3
+MIN_PLANTED_SECONDS = 60
+# What a grader should read before trusting the score: tests that look at the code itself.
+SOURCE_READING = re.compile(
+    r"\b(inspect|getsource|__code__|co_code|hashlib|read_text|read_bytes|(?<![.\w])open\(|"
+    r"__file__|sys\.argv|getcwd|_planted)"
+)
 
 
 class PlantingError(Exception):
@@ -51,6 +67,7 @@ class TestRun:
 
     @property
     def passed(self) -> bool:
+        """At least one test ran, and none failed."""
         return self.returncode == 0 and self.tests_ran > 0
 
     def describe(self) -> str:
@@ -65,6 +82,7 @@ class TestRun:
         return f"{self.tests_ran} tests ran; failed: {failed}"
 
     def last_lines(self, count: int = 12) -> str:
+        """The end of its output, where Django reports the failure."""
         return "\n".join(self.output.strip().splitlines()[-count:])
 
 
@@ -76,19 +94,19 @@ def chromedriver_env() -> dict[str, str]:
 
 
 def run_tests(
-    project: Project, sandbox: Sandbox, redis_url: str | None, failfast: bool = False
+    project: Project, sandbox: Sandbox, redis_url: str | None, timeout: float
 ) -> TestRun:
-    """Run the project's tests in the sandbox, on a virtual display."""
-    argv = [sys.executable, str(OVERLAY / "workshop_run_tests.py")]
-    if failfast:
-        argv.append("--failfast")  # one failure is enough to catch a mistake
+    """Run the project's tests in the sandbox, on a virtual display, stopping at the first
+    failure (every run the same way: the command line tells no copy from another)."""
+    argv = [sys.executable, str(OVERLAY / "workshop_run_tests.py"), "--failfast"]
     started = time.monotonic()
     completed = project.run(
         argv,
         sandbox,
-        timeout=sandbox.limits.tests_seconds,
+        timeout=timeout,
         redis_url=redis_url,
         extra_env=chromedriver_env(),
+        starts_chromium=True,
     )
     output = completed.stdout + completed.stderr
     ran = RAN.findall(output)
@@ -118,21 +136,17 @@ def target_file(project: Project, asgi_target: str, target: str) -> Path:
     )
 
 
-def check_plantable(project: Project, facts: dict) -> None:
-    """Raise PlantingError unless the mistakes can go into this project: they replace
-    methods of the tutorial's async ChatConsumer in chat/consumers.py."""
-    consumers = project.root / "chat" / "consumers.py"
-    if not consumers.is_file() or "class ChatConsumer" not in consumers.read_text(
-        encoding="utf-8", errors="replace"
-    ):
+def check_plantable(project: Project, facts: dict, asgi_target: str) -> None:
+    """Raise PlantingError unless the mistakes can go into this project: its four target
+    files exist, and the code replaces methods of the tutorial's async ChatConsumer and its
+    room view."""
+    files = {t: target_file(project, asgi_target, t) for t in TARGETS}
+    if "class ChatConsumer" not in files["consumers"].read_text("utf-8", "replace"):
         raise PlantingError(
             "the mistakes are planted into chat/consumers.py's ChatConsumer, as the "
             "tutorial names it, and this project has none"
         )
-    views = project.root / "chat" / "views.py"
-    if not views.is_file() or "def room(" not in views.read_text(
-        encoding="utf-8", errors="replace"
-    ):
+    if "def room(" not in files["views"].read_text("utf-8", "replace"):
         raise PlantingError(
             "a mistake is planted into chat/views.py's room view, as the tutorial names "
             "it, and this project has none"
@@ -147,20 +161,54 @@ def check_plantable(project: Project, facts: dict) -> None:
         )
 
 
-def plant(project: Project, asgi_target: str, target: str, code: str) -> None:
-    path = target_file(project, asgi_target, target)
-    with path.open("a", encoding="utf-8") as file:
-        file.write("\n\n" + code)
+def planted_text(code: str, prefix: str) -> str:
+    """Code as it goes into a copy: without its comments (they are for readers of this
+    repository), and with a random prefix for the names it defines."""
+    lines = [COMMENT.sub("", line) for line in code.splitlines()]
+    code = "\n".join(line for line in lines if line.strip())
+    return code.replace(PLANTED_NAME, prefix) + "\n"
+
+
+def plant(project: Project, asgi_target: str, plants: dict[str, list[str]]) -> None:
+    """Append each target's code (harmless first, then a mistake) to its file. Each block
+    gets a prefix of its own: a mistake's names must not rebind the harmless code's."""
+    for target, codes in plants.items():
+        path = target_file(project, asgi_target, target)
+        with path.open("a", encoding="utf-8") as file:
+            for code in codes:
+                prefix = f"_{secrets.token_hex(4)}"
+                file.write("\n\n" + planted_text(code, prefix))
+
+
+def harmless_code() -> dict[str, str]:
+    return {t: (HARMLESS / f"{t}.py").read_text("utf-8") for t in TARGETS}
 
 
 def mistake_code(behaviour: Behaviour) -> str:
-    return (MISTAKES / f"{behaviour.id.removeprefix('catches_')}.py").read_text(
-        encoding="utf-8"
-    )
+    """The code planted for a `catches_*` behaviour."""
+    name = behaviour.id.removeprefix("catches_")
+    return (MISTAKES / f"{name}.py").read_text(encoding="utf-8")
+
+
+def source_reading_lines(project: Project) -> list[str]:
+    """Lines of the project's tests that read code or files, or look at how they were run:
+    legitimate tests rarely need to, and tests that do could recognise a planted copy."""
+    tests = sorted((project.root / "chat").glob("tests*.py"))
+    tests += sorted((project.root / "chat" / "tests").glob("**/*.py"))
+    found = []
+    for path in tests:
+        for number, line in enumerate(
+            path.read_text("utf-8", "replace").splitlines(), 1
+        ):
+            if SOURCE_READING.search(line):
+                where = path.relative_to(project.root)
+                found.append(f"{where}:{number}: {line.strip()[:100]}")
+    return found
 
 
 class MutationRuns:
-    """The runs of one project's tests, each made when first asked for, once."""
+    """The runs of one project's tests: on the project as submitted, on the harmless copy
+    and on each planted copy, all made at once when first asked for, once."""
 
     def __init__(
         self,
@@ -170,56 +218,69 @@ class MutationRuns:
         sandbox: Sandbox,
         redis_url: str | None,
         workdir: Path,
+        behaviours: list[Behaviour] = (),
     ):
         self.source = source
+        self.behaviours = list(behaviours)  # the planted mistakes to run, all at once
         self.facts = facts
         self.asgi_target = asgi_target
         self.sandbox = sandbox
-        self.redis_url = redis_url
+        self.uses_redis = redis_url is not None
         self.workdir = workdir
         self._planted: dict[str, TestRun] = {}
+        self._harmless: TestRun | None = None
+
+    # -- one run --------------------------------------------------------------------------
+    def _sandbox_for_a_run(self) -> Sandbox:
+        """A user of its own for each parallel run where the grader can (root), so that
+        ending a run's leftovers ends nothing else (the stage's server, the other run)."""
+        if self.sandbox.uid is None:
+            return self.sandbox
+        return replace(self.sandbox, uid=claim_sandbox_user())
 
     def _run_on_copy(
-        self, name: str, plants: dict[str, str], failfast: bool, redis_url=None
+        self, sandbox: Sandbox, plants: dict[str, list[str]], timeout: float
     ) -> TestRun:
-        # No sandbox.end() here: the sandbox's user also runs the stage's server; the
-        # session ends them all (and bwrap's PID namespace ends with each run).
-        copy = self.source.copy_to(self.workdir / name)
-        for target, code in plants.items():
-            plant(copy, self.asgi_target, target, code)
-        self.sandbox.prepare(copy.root)
-        return run_tests(copy, self.sandbox, redis_url or self.redis_url, failfast)
+        copy = self.source.copy_to(self.workdir / secrets.token_hex(6))
+        plant(copy, self.asgi_target, plants)
+        sandbox.prepare(copy.root)
+        with ExitStack() as stack:
+            redis_url = None
+            if self.uses_redis:  # a fresh Redis: no run can leave anything for the next
+                from tools.redis_server import PrivateRedis
 
+                redis_url = stack.enter_context(PrivateRedis()).url(0)
+            try:
+                return run_tests(copy, sandbox, redis_url, timeout)
+            finally:
+                sandbox.end()
+
+    # -- the runs -------------------------------------------------------------------------
     @cached_property
     def own(self) -> TestRun:
-        """The tests on the project as submitted."""
-        return self._run_on_copy("own", {}, failfast=False)
+        """The tests on the project as submitted (a second chance if they fail: flaky
+        tests, such as the tutorial's 2 s waits on a loaded machine)."""
+        sandbox = self._sandbox_for_a_run()
+        limit = self.sandbox.limits.tests_seconds
+        run = self._run_on_copy(sandbox, {}, limit)
+        return run if run.passed else self._run_on_copy(sandbox, {}, limit)
 
     @cached_property
     def untrustworthy(self) -> str | None:
-        """Why failures on planted copies would prove nothing (None: they count). The
-        harmless copy is tested while the project as submitted is (its own database)."""
-        try:
-            check_plantable(self.source, self.facts)
-            harmless = {t: (HARMLESS / f"{t}.py").read_text("utf-8") for t in TARGETS}
-            problem = None
-        except PlantingError as error:
-            harmless, problem = None, f"no mistake could be planted: {error}"
-        with ThreadPoolExecutor(2) as pool:
-            own = pool.submit(lambda: self.own)
-            if harmless is not None:
-                url = with_database(self.redis_url, FIRST_PLANTED_DATABASE)
-                run = pool.submit(self._run_on_copy, "harmless", harmless, False, url)
-        if not own.result().passed:
+        """Why failures on planted copies would prove nothing (None: they count)."""
+        if not self.own.passed:
             return f"your tests must pass on your own project first ({self.own.describe()})"
-        if problem:
-            return problem
-        if not run.result().passed:
+        try:
+            check_plantable(self.source, self.facts, self.asgi_target)
+        except PlantingError as error:
+            return f"no mistake could be planted: {error}"
+        self.run_planted(self.behaviours)
+        if not self._harmless.passed:
             return (
                 "your tests fail on a copy of your project that behaves the same and only "
-                f"looks changed ({run.result().describe()}), so their failures on planted "
-                "mistakes prove nothing: test what the chat does, not its files.\n"
-                + run.result().last_lines()
+                f"looks changed ({self._harmless.describe()}), so their failures on "
+                "planted mistakes prove nothing: test what the chat does, not its files.\n"
+                + self._harmless.last_lines()
             )
         return None
 
@@ -229,34 +290,42 @@ class MutationRuns:
             self.run_planted([behaviour])
         return self._planted[behaviour.id]
 
-    def run_planted(self, behaviours: list[Behaviour]) -> None:
-        """Run the tests on the planted copies not run yet, PARALLEL_RUNS at a time: most
-        of a run is waiting (for a reply that never comes, for the browser), so runs
-        overlap well. Each has a Redis database of its own: their rooms never meet."""
-        todo = [b for b in behaviours if b.id not in self._planted]
-        free_databases = queue.SimpleQueue()
-        for index in range(PARALLEL_RUNS):
-            free_databases.put(FIRST_PLANTED_DATABASE + index)
+    def planted_time_limit(self) -> float:
+        limit = max(MIN_PLANTED_SECONDS, PLANTED_TIME_FACTOR * self.own.seconds)
+        return min(limit, self.sandbox.limits.tests_seconds)
 
-        def run(behaviour: Behaviour) -> TestRun:
-            database = free_databases.get()
+    def run_planted(self, behaviours: list[Behaviour]) -> None:
+        """Run the planted copies not run yet, and the harmless copy, PARALLEL_RUNS at a
+        time and in a random order (so that a test counting its runs cannot tell which is
+        harmless). A harmless copy that fails gets a second chance, last."""
+        todo = [b for b in behaviours if b.id not in self._planted]
+        if self._harmless is None:
+            todo.append(None)  # None: the harmless copy
+        secrets.SystemRandom().shuffle(todo)
+        harmless = harmless_code()
+        slots = queue.SimpleQueue()
+        for _ in range(PARALLEL_RUNS):
+            slots.put(self._sandbox_for_a_run())
+        limit = self.planted_time_limit()
+
+        def run(behaviour: Behaviour | None) -> TestRun:
+            plants = {target: [code] for target, code in harmless.items()}
+            if behaviour is not None:
+                plants[behaviour.plant].append(mistake_code(behaviour))
+            sandbox = slots.get()
             try:
-                plants = {behaviour.plant: mistake_code(behaviour)}
-                url = with_database(self.redis_url, database)
-                return self._run_on_copy(behaviour.id, plants, True, url)
+                return self._run_on_copy(sandbox, plants, limit)
             finally:
-                free_databases.put(database)
+                slots.put(sandbox)
 
         with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
             for behaviour, result in zip(todo, pool.map(run, todo), strict=True):
-                self._planted[behaviour.id] = result
-
-
-def with_database(redis_url: str | None, database: int) -> str | None:
-    """`redis_url` with another database number (None stays None: no Redis layer)."""
-    if redis_url is None:
-        return None
-    return f"{redis_url.rsplit('/', 1)[0]}/{database}"
+                if behaviour is None:
+                    self._harmless = result
+                else:
+                    self._planted[behaviour.id] = result
+        if not self._harmless.passed and None in todo:
+            self._harmless = run(None)
 
 
 def main(argv=None) -> int:
@@ -286,7 +355,7 @@ def main(argv=None) -> int:
         copy = project.copy_to(Path(scratch) / project.root.name)
         sandbox.prepare(copy.root)
         try:
-            run = run_tests(copy, sandbox, redis.url(0))
+            run = run_tests(copy, sandbox, redis.url(0), sandbox.limits.tests_seconds)
         finally:
             sandbox.end()
     print(run.output.rstrip())

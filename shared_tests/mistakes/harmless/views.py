@@ -2,5 +2,5 @@
 _planted_room_before = room  # noqa: F821 - defined above in this file
 
 
-def room(request, room_name):
-    return _planted_room_before(request, room_name)
+def room(request, *args, **kwargs):
+    return _planted_room_before(request, *args, **kwargs)
