@@ -55,21 +55,6 @@ def stage6_with_tests(tmp_path: Path, tests: str) -> Path:
     return project
 
 
-def test_tests_that_check_nothing_catch_no_mistake(tmp_path):
-    """Tests that pass without asserting anything (or only sleep) pass on the project, and
-    every planted mistake gets past them: no point for any mistake."""
-    graded = grade(
-        stage6_with_tests(tmp_path, HOLLOW_TESTS), 6, tmp_path, *OWN_TESTS_ONLY
-    )
-    assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
-    for behaviour_id in PLANTED:
-        outcome = graded.outcome(behaviour_id)
-        assert outcome["status"] == "failed", (behaviour_id, graded.report)
-        assert "nothing caught it" in outcome["output"], outcome["output"]
-    assert graded.returncode == 1, graded.output[-2000:]
-    assert f"your tests caught 0 of {len(PLANTED)} planted mistakes" in graded.report
-
-
 def test_an_empty_test_module_scores_nothing(tmp_path):
     """startapp's empty tests.py: no test runs, so the tests do not pass, and no mistake can
     count as caught (the report says the tests must pass on the project first)."""
@@ -190,16 +175,20 @@ class CopySniffingTests(SimpleTestCase):
 """
 
 
-def test_tests_cannot_tell_a_planted_copy_by_how_it_runs(tmp_path):
-    """Tests that sniff the folder name, the command line, the Redis database or the
-    planted names pass on every copy, so they catch nothing; the report lists their
-    lines for the grader to read."""
-    graded = grade(
-        stage6_with_tests(tmp_path, COPY_SNIFFING_TESTS), 6, tmp_path, *OWN_TESTS_ONLY
-    )
+def test_tests_that_check_nothing_or_sniff_the_copy_catch_no_mistake(tmp_path):
+    """Tests that pass without asserting anything (or only sleep) pass on the project, and
+    every planted mistake gets past them. So do tests that sniff the folder name, the
+    command line, the Redis database or the planted names: every copy looks alike in
+    those. No point for any mistake, and the report lists the sniffing lines for the
+    grader to read."""
+    tests = HOLLOW_TESTS + COPY_SNIFFING_TESTS
+    graded = grade(stage6_with_tests(tmp_path, tests), 6, tmp_path, *OWN_TESTS_ONLY)
     assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
     for behaviour_id in PLANTED:
         outcome = graded.outcome(behaviour_id)
+        assert outcome["status"] == "failed", (behaviour_id, graded.report)
         assert "nothing caught it" in outcome["output"], (behaviour_id, outcome)
+    assert graded.returncode == 1, graded.output[-2000:]
+    assert f"your tests caught 0 of {len(PLANTED)} planted mistakes" in graded.report
     assert "Read before trusting the stage-6 score" in graded.report
     assert "os.getcwd()" in graded.report
