@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_tests.graded_projects import COURSE, copy_stage, grade
+from shared_tests.graded_projects import COURSE, copy_stage, edit, grade
 from tools.course import REPO
 
 pytestmark = pytest.mark.repository
@@ -86,22 +86,33 @@ def test_tests_that_watch_the_files_earn_nothing(tmp_path):
 def test_part4_tests_as_written_run_and_catch_what_they_check(tmp_path):
     """The tutorial's tests, to the letter (a visible webdriver.Chrome(), no driver path): the
     grader gives them a virtual display and Debian's Chromium, without a download. They catch
-    one room's messages leaking into another and miss a forgotten group_discard."""
+    one room's messages leaking into another and miss a forgotten group_discard. The room
+    view's argument has a name of the student's own: the planted view code copes."""
     project = stage6_with_tests(tmp_path, PART4_TESTS.read_text(encoding="utf-8"))
+    # A student's own name for the room view's argument: the planted view code copes.
+    edit(project, "chat/urls.py", "(?P<room_name>", "(?P<name>")
+    edit(
+        project,
+        "chat/views.py",
+        "def room(request, room_name):",
+        "def room(request, name):\n    room_name = name",
+    )
     graded = grade(
         project,
         6,
         tmp_path,
         *("--behaviour", "own_tests_pass"),
         *("--behaviour", "catches_one_group"),
+        *("--behaviour", "catches_page_ignores_room"),
         *("--behaviour", "catches_no_group_discard"),
     )
     assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
     assert graded.outcome("catches_one_group")["status"] == "passed", graded.report
+    assert graded.outcome("catches_page_ignores_room")["status"] == "passed"
     missed = graded.outcome("catches_no_group_discard")
     assert missed["status"] == "failed" and "nothing caught it" in missed["output"]
     assert graded.returncode == 0, graded.output[-2000:]  # group_discard is robustness
-    assert "your tests caught 1 of 2 planted mistakes (1 of the 1 core ones)" in (
+    assert "your tests caught 2 of 3 planted mistakes (2 of the 2 core ones)" in (
         graded.report
     )
 

@@ -43,6 +43,7 @@ def start_display():
 
 
 def main() -> int:
+    """Run `manage.py test chat` with a display; its exit code is the tests'."""
     xvfb, display = start_display()
     env = dict(os.environ)
     if display:
