@@ -114,6 +114,12 @@ def test_stage_needing_redis_without_any_says_what_to_install(tmp_path):
     assert "redis-server is not installed" in one_line(result)
 
 
+def default_ctrl_c() -> None:
+    """Ctrl-C as a terminal's foreground job gets it: a suite started in the background
+    (nohup ... &) runs with SIGINT ignored, and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("target", ["step5", "step6"])
 def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
     """`make step5` (and stage 6's, the same chat) with no Redis at REDIS_URL starts a
@@ -134,6 +140,7 @@ def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group, like a terminal's foreground job
+        preexec_fn=default_ctrl_c,
     )
     try:
         deadline = time.monotonic() + 60
