@@ -71,11 +71,10 @@ def test_an_empty_test_module_scores_nothing(tmp_path):
 def test_tests_that_watch_the_files_earn_nothing(tmp_path):
     """Tests that fail whenever consumers.py changes would "catch" every planted mistake; the
     grader first plants harmless code, sees them fail there, and counts no mistake."""
-    project = copy_stage(6, tmp_path)
-    digest = hashlib.sha256((project / "chat" / "consumers.py").read_bytes())
-    tests = FILE_WATCHING_TESTS.replace("{digest}", digest.hexdigest())
-    (project / "chat" / "tests.py").write_text(tests, encoding="utf-8")
-    graded = grade(project, 6, tmp_path, *OWN_TESTS_ONLY)
+    consumers = COURSE.stage(6).path / "chat" / "consumers.py"
+    digest = hashlib.sha256(consumers.read_bytes()).hexdigest()
+    tests = FILE_WATCHING_TESTS.replace("{digest}", digest)
+    graded = grade(stage6_with_tests(tmp_path, tests), 6, tmp_path, *OWN_TESTS_ONLY)
     assert graded.outcome("own_tests_pass")["status"] == "passed", graded.report
     for behaviour_id in PLANTED:
         outcome = graded.outcome(behaviour_id)

@@ -26,7 +26,7 @@ def mutation_runs(request, tmp_path_factory, stages_under_test):
                 stage.facts,
                 stage.asgi_target,
                 stage.sandbox,
-                stage.redis_url,
+                stage.uses_redis,
                 tmp_path_factory.mktemp(f"stage{number}-own-tests"),
                 behaviours=[b for b in PLANTED if (b.id, number) in selected],
             )

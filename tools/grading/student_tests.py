@@ -216,7 +216,7 @@ class MutationRuns:
         facts: dict,
         asgi_target: str,
         sandbox: Sandbox,
-        redis_url: str | None,
+        uses_redis: bool,
         workdir: Path,
         behaviours: list[Behaviour] = (),
     ):
@@ -225,7 +225,7 @@ class MutationRuns:
         self.facts = facts
         self.asgi_target = asgi_target
         self.sandbox = sandbox
-        self.uses_redis = redis_url is not None
+        self.uses_redis = uses_redis  # each run then gets a fresh Redis of its own
         self.workdir = workdir
         self._planted: dict[str, TestRun] = {}
         self._harmless: TestRun | None = None
