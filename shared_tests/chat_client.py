@@ -42,12 +42,14 @@ def describe_refusal(error: Exception) -> str:
 
 
 def open_socket(
-    server: Server, path: str, origin: str | None = None
+    server: Server, path: str, origin: str | None = None, cookie: str = ""
 ) -> ClientConnection:
-    """Open a WebSocket; raises what websockets raises when the server refuses it."""
+    """Open a WebSocket (with a browser's Cookie header, when given); raises what websockets
+    raises when the server refuses it."""
     return connect(
         server.ws_url(path),
         origin=origin or server.origin,
+        additional_headers={"Cookie": cookie} if cookie else None,
         open_timeout=REPLY_TIMEOUT,
         close_timeout=2,
         max_size=None,
@@ -55,10 +57,10 @@ def open_socket(
 
 
 @contextmanager
-def chat_socket(server: Server, room: str):
+def chat_socket(server: Server, room: str, cookie: str = ""):
     """An open chat socket in `room`; a refusal fails the test with a readable line."""
     try:
-        socket = open_socket(server, chat_path(room))
+        socket = open_socket(server, chat_path(room), cookie=cookie)
     except (InvalidHandshake, ConnectionClosed, OSError, TimeoutError) as error:
         raise AssertionError(
             f"the server refused the WebSocket for room {room!r} ({describe_refusal(error)})"

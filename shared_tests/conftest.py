@@ -380,6 +380,7 @@ def stages_under_test(request, tmp_path_factory, server_pool, idle_crowds):
                 redis_url=redis_url,
                 facts=config.workshop_probe_facts,
                 on_start=started,
+                migrate=COURSE.stage(number).migrate,
             )
         return cache[number]
 

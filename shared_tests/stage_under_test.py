@@ -3,11 +3,16 @@ project, what loading it revealed, and its server."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from shared_tests.servers import Server, ServerPool
 from tools.grading.project import Project, load_failure
+
+
+class DatabaseProblem(AssertionError):
+    """The project's database could not be prepared or reached; the message says why."""
 
 
 class ProjectDoesNotLoad(AssertionError):
@@ -24,6 +29,7 @@ class StageUnderTest:
         redis_url: Callable[[int], str],
         facts: dict | None = None,
         on_start: Callable[[int, Server], None] = lambda number, server: None,
+        migrate: bool = False,
     ):
         self.number = number
         self.source = source
@@ -35,6 +41,8 @@ class StageUnderTest:
         self._on_start = on_start  # called once the main server runs
         self._server: Server | None = None
         self._server_failure: AssertionError | None = None
+        self._migrate = migrate  # the stage stores data: apply its migrations first
+        self._migrated = False
 
     @property
     def project(self) -> Project:
@@ -92,9 +100,62 @@ class StageUnderTest:
         self, redis_url: str | None, name: str = "", runserver: bool = False
     ) -> Server:
         """Another server on this stage's copy (daphne, or `manage.py runserver`)."""
+        self.prepare_database()
         label = f"stage{self.number}" + (f"-{name}" if name else "")
         target = None if runserver else self.asgi_target
         return self._pool.start(self.project, target, redis_url, label)
 
     def stop_server(self, server: Server) -> None:
         self._pool.stop(server)
+
+    # -- the database (stages that store data) ------------------------------------------
+    def manage(self, *arguments: str, env: dict[str, str] | None = None) -> None:
+        """Run `manage.py arguments` in the sandbox; a failure says what it printed."""
+        argv = [sys.executable, "manage.py", *arguments]
+        result = self.project.run(
+            argv, self.sandbox, self.sandbox.limits.load_seconds, extra_env=env
+        )
+        if result.returncode != 0:
+            said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            how = "timed out" if result.returncode is None else "failed"
+            raise DatabaseProblem(
+                f"`python manage.py {' '.join(arguments)}` {how}: "
+                + (said[-1] if said else "no output")
+            )
+
+    def prepare_database(self) -> None:
+        """Apply the project's migrations once, before its first server starts."""
+        if self._migrate and not self._migrated:
+            self.manage("migrate", "--noinput")
+            self._migrated = True
+
+    def create_user(self, username: str, password: str) -> None:
+        """An account (a superuser, so the admin login page takes it)."""
+        self.prepare_database()
+        email = f"{username}@example.com"
+        self.manage(
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            username,
+            "--email",
+            email,
+            env={"DJANGO_SUPERUSER_PASSWORD": password},
+        )
+
+    @property
+    def database_file(self) -> Path:
+        """The project's SQLite file, which the tests may lock to hold up a write."""
+        database = self.facts.get("database") or {}
+        if "sqlite3" not in database.get("engine", ""):
+            raise DatabaseProblem(
+                f"the project's database is {database.get('engine') or 'not set'}; "
+                "this check needs SQLite (django.db.backends.sqlite3)"
+            )
+        name = Path(database["name"])
+        path = self.project.root / name
+        if name.is_absolute() or not path.is_file():
+            raise DatabaseProblem(
+                f"the project's SQLite file {name} is not in the project folder"
+            )
+        return path

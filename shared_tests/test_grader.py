@@ -14,6 +14,7 @@ import pytest
 
 from shared_tests.graded_projects import (
     TUTORIAL_PROJECT,
+    append_to_settings,
     copy_stage,
     edit,
     grade,
@@ -266,6 +267,65 @@ MISTAKES = {
             "chat/consumers.py",
             'self.send(text_data=json.dumps({"message": message}))',
             'self.send(text_data={"message": message})',
+        ),
+    ),
+    # Stage 7: names and history.
+    "history-from-every-room": Mistake(
+        7,
+        "history_on_join",
+        lambda p: edit(
+            p,
+            "chat/consumers.py",
+            "Message.objects.filter(room=self.room_name)",
+            "Message.objects.all()",
+        ),
+    ),
+    "author-taken-from-the-frame": Mistake(
+        7,
+        "author_not_spoofable",
+        lambda p: edit(
+            p,
+            "chat/consumers.py",
+            "author=self.author,",
+            'author=json.loads(text_data).get("author", self.author),',
+        ),
+    ),
+    "history-sent-after-live-messages": Mistake(
+        7,
+        "history_on_join",
+        lambda p: edit(
+            p,
+            "chat/consumers.py",
+            "        await self.accept()\n        await self.send_history()\n",
+            "        await self.accept()\n        self.last_history_id = 0\n"
+            "        # Do not hold up the connection: send the history a moment later.\n"
+            "        __import__('asyncio').get_running_loop().call_later(\n"
+            "            0.5, __import__('asyncio').ensure_future, self.send_history()\n"
+            "        )\n",
+        ),
+    ),
+    "sync-orm-call-in-the-async-consumer": Mistake(
+        7,
+        "author_from_server",
+        lambda p: edit(
+            p,
+            "chat/consumers.py",
+            "await Message.objects.acreate(",
+            "Message.objects.create(",
+        ),
+        cause="SynchronousOnlyOperation",
+    ),
+    "sync-orm-call-allowed-with-async-unsafe": Mistake(
+        7,
+        "database_not_blocking",
+        lambda p: (
+            edit(
+                p,
+                "chat/consumers.py",
+                "await Message.objects.acreate(",
+                "Message.objects.create(",
+            ),
+            append_to_settings('os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"')(p),
         ),
     ),
     "default-capacity-drops-messages": Mistake(

@@ -24,6 +24,8 @@ class Stage:
     changes: tuple[str, ...]
     # What a student types before writing them ({pins}: the chat's pins); tools/build.py.
     commands: tuple[str, ...] = ()
+    # Whether its server needs the project's migrations applied first (it keeps data).
+    migrate: bool = False
 
     @property
     def path(self) -> Path:

@@ -31,6 +31,7 @@ def main():
             alias: layer.get("BACKEND")
             for alias, layer in getattr(settings, "CHANNEL_LAYERS", {}).items()
         },
+        "database": describe_database(settings),
     }
     if not asgi_path:
         return report(facts)
@@ -42,6 +43,16 @@ def main():
         return failure("asgi", error)
     facts["consumers"] = describe_consumers(application)
     return report(facts)
+
+
+def describe_database(settings):
+    """The default database's engine and name (for SQLite, the file's path: relative to the
+    project when inside it, since the tests' copy of the project is another folder)."""
+    default = getattr(settings, "DATABASES", {}).get("default", {})
+    name = os.path.abspath(str(default.get("NAME", "")))
+    if name.startswith(os.getcwd() + os.sep):
+        name = os.path.relpath(name, os.getcwd())
+    return {"engine": str(default.get("ENGINE", "")), "name": name}
 
 
 def describe_consumers(application):
