@@ -90,6 +90,13 @@ MESSAGES = [
     "nothing caught it",
     "the tests were stopped after",
     "Read before trusting the stage-6 score",
+    "Please type a nickname",
+    "A nickname can have at most 30 characters",
+    "A nickname cannot contain line breaks or control characters",
+    "That name belongs to someone else",
+    "this check needs SQLite",
+    "is not in the project folder",
+    "python manage.py migrate",
 ]
 
 

@@ -19,7 +19,7 @@ from shared_tests.chat_client import (
 )
 from shared_tests.servers import Endpoint
 from shared_tests.without_programs import run_without_system_programs
-from tools.course import REPO
+from tools.course import REPO, load_course
 from tools.net import free_port, port_in_use
 
 pytestmark = pytest.mark.repository
@@ -120,11 +120,11 @@ def default_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("target", ["step5", "step6"])
+@pytest.mark.parametrize("target", ["step5", "step6", "step7"])
 def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
-    """`make step5` (and stage 6's, the same chat) with no Redis at REDIS_URL starts a
-    private one, serves a chat where two clients talk, and Ctrl-C stops the server and
-    that Redis."""
+    """`make step5` (and the later stages', which store messages too) with no Redis at
+    REDIS_URL starts a private one, serves a chat where two clients talk, and Ctrl-C stops
+    the server and that Redis."""
     port, dead_redis_port = free_port(), free_port()
     process = subprocess.Popen(
         [
@@ -164,16 +164,19 @@ def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         output, _ = process.communicate(timeout=30)
-    assert f"Open http://127.0.0.1:{port}/chat/lobby/" in output
+    opens = load_course().stage(int(target.removeprefix("step"))).open
+    assert f"Open http://127.0.0.1:{port}{opens}" in output
     assert "started a private one" in output and "Stopped the private Redis." in output
     assert not port_in_use(port), "the server still listens after Ctrl-C"
 
 
-def test_make_step6_test_runs_the_stage_tests_in_the_sandbox():
+@pytest.mark.parametrize("target, count", [("step6-test", 8), ("step7-test", 11)])
+def test_make_stage_test_runs_the_stage_tests_in_the_sandbox(target, count):
     """`make step6-test` runs stage 6's own tests (`manage.py test chat`) as the grader
-    runs a student's, prints Django's output, and exits 0 when they all pass."""
+    runs a student's, prints Django's output, and exits 0 when they all pass; stage 7's
+    too."""
     result = subprocess.run(
-        ["make", "-s", "step6-test"],
+        ["make", "-s", target],
         cwd=REPO,
         env={**os.environ, **QUIET_ENV},
         capture_output=True,
@@ -181,5 +184,5 @@ def test_make_step6_test_runs_the_stage_tests_in_the_sandbox():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Ran 8 tests" in result.stdout and "\nOK\n" in result.stdout
-    assert "8 tests ran and passed" in result.stdout
+    assert f"Ran {count} tests" in result.stdout and "\nOK\n" in result.stdout
+    assert f"{count} tests ran and passed" in result.stdout

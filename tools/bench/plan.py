@@ -27,6 +27,7 @@ VARIANTS = {
     for v in (
         _variant("stage4", "stage 4 (sync)", 4),
         _variant("stage5", "stage 5 (async)", 5),
+        _variant("stage7", "stage 7 (names + history)", 7),
         _variant(
             "stage5-pubsub", "stage 5, RedisPubSubChannelLayer", 5, BENCH_LAYER="pubsub"
         ),
@@ -147,6 +148,8 @@ class Scale:
 
 
 LAYER_AND_CEILING = ("stage4", "stage5", "stage5-pubsub", "stage5-memory", "ceiling")
+# The stages that store their messages, next to stage 5 at the goal's crowd.
+STORING = ("stage7",)
 
 FULL = Scale(
     ladders={
@@ -154,7 +157,7 @@ FULL = Scale(
         50: (2000, 4000, 6000, 8000, 12000, 16000, 24000),
         200: (2000, 4000, 6000),
     },
-    ladder_variants={50: LAYER_AND_CEILING},
+    ladder_variants={50: LAYER_AND_CEILING + STORING},
     seconds=2.5,
     idle=3.0,
     slow=(20, 10),
@@ -163,11 +166,11 @@ FULL = Scale(
     profile_seconds=6,
     target_variants=(
         "stage5-tutorial", "stage5", "stage5-gc-freeze", "stage5-no-db-close",
-        "stage4-tutorial", "stage4",
+        "stage4-tutorial", "stage4", *STORING,
     ),
     burst_variants=(
         "stage4", "stage5", "stage4-tutorial", "stage5-tutorial", "stage5-expiry",
-        "stage5-pubsub", "stage5-memory",
+        "stage5-pubsub", "stage5-memory", *STORING,
     ),
 )  # fmt: skip
 QUICK = replace(
@@ -178,8 +181,8 @@ QUICK = replace(
     slow=(10, 4),
     target_repeats=1,
     profile_seconds=3,
-    target_variants=("stage5-tutorial", "stage5"),
-    burst_variants=("stage5", "stage5-tutorial"),
+    target_variants=("stage5-tutorial", "stage5", *STORING),
+    burst_variants=("stage5", "stage5-tutorial", *STORING),
 )
 
 

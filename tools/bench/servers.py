@@ -17,6 +17,7 @@ import psutil
 from shared_tests.servers import Server, ServerFailed, daphne_command
 from tools.course import REPO, load_course
 from tools.grading.project import Project, find_project, load_failure
+from tools.grading.sandbox import NO_SANDBOX
 from tools.net import free_port
 
 RSS_SAMPLE_SECONDS = 0.1
@@ -79,6 +80,8 @@ class BenchServers:
             failure = load_failure(facts)
             if failure:
                 raise ServerFailed(f"stage {stage}: {failure}")
+            if load_course().stage(stage).migrate:  # it stores every message
+                migrate(copy)
             self._copies[stage], self.facts[stage] = copy, facts
         return self._copies[stage]
 
@@ -139,6 +142,14 @@ class BenchServers:
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
+
+
+def migrate(copy: Project) -> None:
+    """Create the tables of a stage that keeps data, in its copy's own SQLite file."""
+    argv = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    result = copy.run(argv, NO_SANDBOX, timeout=120)
+    if result.returncode != 0:
+        raise ServerFailed(f"`manage.py migrate` failed: {result.stderr[-500:]}")
 
 
 def live_pid(server: Server, name: str) -> int:
