@@ -218,19 +218,28 @@ SHARED_FIXTURE_MODULES = (
     "test_bench.py",
     "test_class_grading.py",
     "test_autograder.py",
-    "test_student_tests.py",  # the runs of stage 6's own tests (not its server)
 )
+# Modules whose shared fixture is made once per stage: stage -> its own unit (a test with no
+# stage uses the one named here).
+PER_STAGE_FIXTURE_MODULES = {
+    "test_student_tests.py": 6,  # the runs of a stage's own tests (not its server)
+}
 STAGE_IN_NODEID = re.compile(r"\[stage(\d+)[-\]]")
 
 
 def work_unit(nodeid: str) -> str:
     """What pytest-xdist sends to one worker as a whole: all the tests of a stage (they
-    share its server and its idle clients), a module with a shared fixture, or one test."""
+    share its server and its idle clients), a module with a shared fixture (per stage, when
+    it is made per stage), or one test."""
     module = nodeid.split("::", 1)[0]
+    stage = STAGE_IN_NODEID.search(nodeid)
     if module.endswith(SHARED_FIXTURE_MODULES):
         return module
-    if match := STAGE_IN_NODEID.search(nodeid):
-        return f"stage{match.group(1)}"
+    for name, default in PER_STAGE_FIXTURE_MODULES.items():
+        if module.endswith(name):
+            return f"{module}-stage{stage.group(1) if stage else default}"
+    if stage:
+        return f"stage{stage.group(1)}"
     return nodeid
 
 
@@ -241,6 +250,7 @@ LONGEST_FIRST = (
     "test_bench.py",
     "test_autograder.py",
     "test_make_check",
+    "stage7",
     "stage6",
     "stage5",
     "stage4",

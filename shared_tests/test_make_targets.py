@@ -57,7 +57,7 @@ def test_wrong_step_is_one_readable_line():
     """`make test STEP=9` says which stages exist."""
     result = make("test", "STEP=9")
     assert result.returncode != 0
-    assert "STEP=9 is not a stage: use one of 1 2 3 4 5 6" in one_line(result)
+    assert "STEP=9 is not a stage: use one of 1 2 3 4 5 6 7" in one_line(result)
 
 
 def test_port_in_use_is_one_readable_line():

@@ -93,25 +93,54 @@ def mark(flag: bool) -> str:
 
 
 # ------------------------------------------------------------------------------- tables
-def sync_vs_async(results: dict) -> str:
-    ladder = runs_of(results, "ladder", ("stage4", "stage5"))
+def side_by_side(
+    results: dict, variants: dict[str, str], clients: int | None = None
+) -> str:
+    """Ladder runs of two variants at the same loads, next to each other (their deliveries'
+    ratio last); variants maps each name to its heading."""
+    ladder = [
+        r
+        for r in runs_of(results, "ladder", tuple(variants))
+        if clients is None or r["clients"] == clients
+    ]
     by_key = {(r["variant"], r["clients"], r["offered_per_s"]): r for r in ladder}
     points = sorted({(r["clients"], r["offered_per_s"]) for r in ladder})
+    first, second = variants
     rows = []
-    for clients, offered in points:
-        row = [clients, offered]
-        for variant in ("stage4", "stage5"):
-            run = by_key.get((variant, clients, offered))
+    for crowd_size, offered in points:
+        row = [crowd_size, offered]
+        runs = [by_key.get((variant, crowd_size, offered)) for variant in variants]
+        for run in runs:
             row += (
                 [run["deliveries_per_s"], run["p50_ms"], run["p99_ms"], run["lost"]]
                 if run
                 else [NONE] * 4  # not run: a lower load already saturated it
             )
+        both = all(runs) and runs[0]["deliveries_per_s"]
+        row.append(
+            round(runs[1]["deliveries_per_s"] / runs[0]["deliveries_per_s"], 2)
+            if both
+            else NONE
+        )
         rows.append(row)
     heads = ["C", "offered/s"]
-    for stage in ("4 sync", "5 async"):
-        heads += [f"stage {stage}: deliveries/s", "p50 ms", "p99 ms", "lost"]
+    for heading in variants.values():
+        heads += [f"{heading}: deliveries/s", "p50 ms", "p99 ms", "lost"]
+    heads.append(f"deliveries, {second} / {first}")
     return table(heads, rows)
+
+
+def sync_vs_async(results: dict) -> str:
+    return side_by_side(results, {"stage4": "stage 4 sync", "stage5": "stage 5 async"})
+
+
+def storing(results: dict) -> str:
+    """What storing every message costs: stage 7 next to stage 5 at the goal's crowd."""
+    return side_by_side(
+        results,
+        {"stage5": "stage 5", "stage7": "stage 7 (stores each message)"},
+        GOAL.clients,
+    )
 
 
 def long_ladder(results: dict, variants: tuple[str, ...]) -> str:
@@ -290,6 +319,7 @@ TABLES: dict[str, tuple[Callable[[dict], str], tuple | None]] = {
     "slow-handler": (slow_handler, ("slow-handler",)),
     "layers": (layers, ("ladder", ("stage5-pubsub", "stage5-memory"))),
     "ceiling": (ceiling, ("ladder", ("ceiling",))),
+    "storing": (storing, ("ladder", ("stage7",))),
     "before-after": (before_after, ("before-after",)),
     "burst": (burst, ("burst",)),
     "profile": (profile, None),

@@ -183,9 +183,9 @@ def unfinished_report(project: Project, options: RunOptions, reason: str) -> Rep
 
 
 def own_tests_budget(options: RunOptions) -> float:
-    """Stage 6: the worst case of the runs of a project's own tests, on top of the time
-    limit: the project as submitted (twice, when it fails) and the harmless and planted
-    copies, two at a time, each at most tests_time_limit."""
+    """Stages 6-7: the worst case of the runs of a project's own tests, on top of the time
+    limit: the project as submitted (twice, when it fails), the harmless and planted copies,
+    two at a time, and the harmless copy's second chance, each at most tests_time_limit."""
     course = load_course()
     planted = [
         b
@@ -197,7 +197,7 @@ def own_tests_budget(options: RunOptions) -> float:
     if not planted:
         return 0.0
     batches = -(-(len(planted) + 1) // 2)  # the harmless copy too, two at a time
-    return (2 + batches) * options.tests_time_limit
+    return (3 + batches) * options.tests_time_limit
 
 
 def grade_project(project: Project, options: RunOptions, report_dir: Path) -> RunResult:
