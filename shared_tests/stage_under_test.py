@@ -109,39 +109,46 @@ class StageUnderTest:
         self._pool.stop(server)
 
     # -- the database (stages that store data) ------------------------------------------
-    def manage(self, *arguments: str, env: dict[str, str] | None = None) -> None:
-        """Run `manage.py arguments` in the sandbox; a failure says what it printed."""
+    def manage(self, *arguments: str, env: dict[str, str] | None = None) -> str | None:
+        """Run `manage.py arguments` in the sandbox: None when it worked, else why not (the
+        last line it printed)."""
         argv = [sys.executable, "manage.py", *arguments]
         result = self.project.run(
             argv, self.sandbox, self.sandbox.limits.load_seconds, extra_env=env
         )
+        if result.returncode is None:
+            return f"still running after {self.sandbox.limits.load_seconds:g} s"
         if result.returncode != 0:
             said = (result.stderr.strip() or result.stdout.strip()).splitlines()
-            how = "timed out" if result.returncode is None else "failed"
-            raise DatabaseProblem(
-                f"`python manage.py {' '.join(arguments)}` {how}: "
-                + (said[-1] if said else "no output")
-            )
+            return said[-1] if said else f"exit code {result.returncode}"
+        return None
 
     def prepare_database(self) -> None:
         """Apply the project's migrations once, before its first server starts."""
         if self._migrate and not self._migrated:
-            self.manage("migrate", "--noinput")
+            failure = self.manage("migrate", "--noinput")
+            if failure:
+                raise DatabaseProblem(
+                    f"`python manage.py migrate --noinput` failed: {failure}"
+                )
             self._migrated = True
 
     def create_user(self, username: str, password: str) -> None:
         """An account (a superuser, so the admin login page takes it)."""
         self.prepare_database()
-        email = f"{username}@example.com"
-        self.manage(
+        failure = self.manage(
             "createsuperuser",
             "--noinput",
             "--username",
             username,
             "--email",
-            email,
+            f"{username}@example.com",
             env={"DJANGO_SUPERUSER_PASSWORD": password},
         )
+        if failure:
+            raise DatabaseProblem(
+                f"`python manage.py createsuperuser` failed: {failure}"
+            )
 
     @property
     def database_file(self) -> Path:

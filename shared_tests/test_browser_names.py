@@ -80,3 +80,5 @@ def test_two_names_in_one_room_and_a_reload_shows_the_history(
             wait_for_log(browser, bobs, text, "Bob's window after a reload")
     finally:
         close_windows(browser, handles)
+        # The browser serves other stages next; their copies have no session table.
+        browser.execute_cdp_cmd("Network.clearBrowserCookies", {})

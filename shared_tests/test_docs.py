@@ -91,12 +91,12 @@ MESSAGES = [
     "the tests were stopped after",
     "Read before trusting the stage-6 score",
     "Please type a nickname",
-    "A nickname can have at most 30 characters",
+    "A nickname can have at most",
     "A nickname cannot contain line breaks or control characters",
     "That name belongs to someone else",
     "this check needs SQLite",
     "is not in the project folder",
-    "python manage.py migrate",
+    "`python manage.py migrate --noinput` failed",
 ]
 
 
@@ -227,9 +227,10 @@ def test_messages_listed_here_are_still_printed_somewhere():
             "shared_tests/conftest.py",
             "shared_tests/test_student_tests.py",
             "shared_tests/servers.py",
+            "shared_tests/stage_under_test.py",
             "tools/*.sh",
             "Makefile",
-            "step5_async_consumer/chat/**/*",
+            f"{COURSE.stages[-1].folder}/chat/**/*",  # the last stage has every message
         )
         for path in REPO.glob(pattern)
         if path.is_file()
