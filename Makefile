@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-STAGES := 1 2 3 4 5 6 7
+STAGES := 1 2 3 4 5 6 7 8
 
 PORT ?= 8000
 REDIS_URL ?= redis://127.0.0.1:6379/0
@@ -32,11 +32,11 @@ TEST_WORKERS ?= 4
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 step6 step7 step6-test step7-test diff test grade grade-class check autograder classroom redis bench bench-grading docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 step6 step7 step8 step6-test step7-test step8-test diff test grade grade-class check autograder classroom redis bench bench-grading docs lint format clean
 
 help:
-	@echo "make step1 .. step7          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
-	@echo "make step6-test | step7-test  run that stage's own tests (manage.py test chat) in the sandbox"
+	@echo "make step1 .. step8          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
+	@echo "make step6-test .. step8-test run that stage's own tests (manage.py test chat) in the sandbox"
 	@echo "make test [STEP=N]           run the shared tests over every stage (or one)"
 	@echo "make diff [FROM=N] TO=M      show a lesson's change between two stages"
 	@echo "make grade STEP=N DIR=path   grade a student's project as stage N (STRICT=1: robustness counts)"
@@ -64,12 +64,12 @@ $(INSTALLED): pyproject.toml tools/pins.py
 		2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	@touch $@
 
-step1 step2 step3 step4 step5 step6 step7: setup
+step1 step2 step3 step4 step5 step6 step7 step8: setup
 	@$(PY) -m tools.serve $(@:step%=%) --port "$(PORT)" --redis-url "$(REDIS_URL)"
 
 # A stage's own tests (Part 4, and stage 7's additions), run as the grader runs a student's:
 # in the sandbox, on a virtual display, with a private Redis.
-step6-test step7-test: setup
+step6-test step7-test step8-test: setup
 	@tools/require.sh redis browser display $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.student_tests --project $(wildcard $(@:-test=)_*) \
 		$(if $(UNSANDBOXED),--unsandboxed)

@@ -31,11 +31,13 @@ TRACK_SOCKETS = """
   const NativeWebSocket = window.WebSocket;
   const refuse = %s;
   window.__sockets = [];
+  window.__socketTimes = [];  // when each was made, in ms: how a page retries
   window.WebSocket = class extends NativeWebSocket {
     constructor(url, ...rest) {
       // To test a refused socket: aim it at a port where nothing listens.
       super(refuse ? 'ws://127.0.0.1:9/refused/' : url, ...rest);
       window.__sockets.push(this);
+      window.__socketTimes.push(performance.now());
     }
   };
 })();

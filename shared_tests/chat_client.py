@@ -4,6 +4,7 @@ sentences a student understands."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import uuid
 from contextlib import contextmanager
@@ -73,12 +74,31 @@ def send_message(socket: ClientConnection, text: str) -> None:
     socket.send(json.dumps({"message": text}))
 
 
+def is_presence(frame) -> bool:
+    """A list of who is in the room ({"presence": [...]}, from stage 8), which a page may
+    receive at any time: the message tests look past it."""
+    try:
+        data = json.loads(frame)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(data, dict) and "presence" in data
+
+
+def next_frame(socket: ClientConnection, timeout: float) -> str | bytes:
+    """The next frame that is not a presence list (raises TimeoutError like recv)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = socket.recv(timeout=max(0.0, deadline - time.monotonic()))
+        if not is_presence(frame):
+            return frame
+
+
 def next_reply(
     socket: ClientConnection, expected: str, timeout: float = REPLY_TIMEOUT
 ) -> dict:
     """The next frame as JSON; `expected` says in words what should have come."""
     try:
-        frame = socket.recv(timeout=timeout)
+        frame = next_frame(socket, timeout)
     except TimeoutError:
         raise AssertionError(
             f"nothing arrived within {timeout:g} s: expected {expected}"
@@ -111,6 +131,8 @@ def frames_within(socket: ClientConnection, seconds: float = QUIET_WINDOW) -> li
     frames = []
     while True:
         try:
-            frames.append(socket.recv(timeout=seconds))
+            frame = socket.recv(timeout=seconds)
         except (TimeoutError, ConnectionClosed):
             return frames
+        if not is_presence(frame):
+            frames.append(frame)

@@ -250,6 +250,7 @@ LONGEST_FIRST = (
     "test_bench.py",
     "test_autograder.py",
     "test_make_check",
+    "stage8",
     "stage7",
     "stage6",
     "stage5",

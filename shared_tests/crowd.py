@@ -10,7 +10,7 @@ import time
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from shared_tests.chat_client import chat_path
+from shared_tests.chat_client import chat_path, is_presence
 from shared_tests.servers import Server
 
 PROGRESS_TIMEOUT = 10  # seconds without any new message before a receiver gives up
@@ -41,7 +41,8 @@ async def receive_messages(socket: ClientConnection, expected: int) -> list[str]
             frame = await asyncio.wait_for(socket.recv(), PROGRESS_TIMEOUT)
         except (TimeoutError, ConnectionClosed):
             break
-        messages.append(json.loads(frame).get("message"))
+        if not is_presence(frame):  # who is here (stage 8): not a message
+            messages.append(json.loads(frame).get("message"))
     return messages
 
 

@@ -147,16 +147,17 @@ class Server(Endpoint):
             process.kill()
             process.wait()
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
         """Stop the process (any exit code is fine: CPython 3.11.7 can crash while finalizing
         asyncio, python/cpython#113566, fixed in 3.11.8). In the sandbox, bwrap's end is the
-        end of every process inside."""
+        end of every process inside. `kill`: at once, with no chance to clean up, as when a
+        machine or a process dies."""
         self._stopped_by_us = True
         if self._wall_clock is not None:
             self._wall_clock.cancel()
         process = self._executor.process
         if process is not None and process.poll() is None:
-            process.terminate()
+            process.kill() if kill else process.terminate()
             try:
                 process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -268,10 +269,16 @@ class ServerPool:
         ] = []  # "stage5: the server was stopped by the sandbox: ..."
 
     def start(
-        self, project: Project, target: str | None, redis_url: str | None, name: str
+        self,
+        project: Project,
+        target: str | None,
+        redis_url: str | None,
+        name: str,
+        port: int | None = None,
     ) -> Server:
-        """Start daphne serving `target`, or `runserver` when target is None."""
-        port = free_port()
+        """Start daphne serving `target`, or `runserver` when target is None (on `port`, to
+        restart a server where its pages expect it)."""
+        port = port or free_port()
         command = (
             runserver_command(port) if target is None else daphne_command(target, port)
         )
@@ -302,9 +309,9 @@ class ServerPool:
                     causes.append(line)
         return causes[-1] if causes else None
 
-    def stop(self, server: Server) -> None:
+    def stop(self, server: Server, kill: bool = False) -> None:
         self._note_death(server)
-        server.stop()
+        server.stop(kill)
         self._servers.remove(server)
 
     def stop_all(self) -> None:

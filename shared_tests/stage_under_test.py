@@ -97,16 +97,22 @@ class StageUnderTest:
         return self._redis_url(self.number) if self.uses_redis else None
 
     def start_server(
-        self, redis_url: str | None, name: str = "", runserver: bool = False
+        self,
+        redis_url: str | None,
+        name: str = "",
+        runserver: bool = False,
+        port: int | None = None,
     ) -> Server:
-        """Another server on this stage's copy (daphne, or `manage.py runserver`)."""
+        """Another server on this stage's copy (daphne, or `manage.py runserver`), on a free
+        port or on `port` (a restart)."""
         self.prepare_database()
         label = f"stage{self.number}" + (f"-{name}" if name else "")
         target = None if runserver else self.asgi_target
-        return self._pool.start(self.project, target, redis_url, label)
+        return self._pool.start(self.project, target, redis_url, label, port)
 
-    def stop_server(self, server: Server) -> None:
-        self._pool.stop(server)
+    def stop_server(self, server: Server, kill: bool = False) -> None:
+        """Stop it (`kill`: at once, so it cannot clean up, as when its process dies)."""
+        self._pool.stop(server, kill)
 
     # -- the database (stages that store data) ------------------------------------------
     def manage(self, *arguments: str, env: dict[str, str] | None = None) -> str | None:

@@ -101,7 +101,7 @@ def test_requirements_txt_is_ignored_and_the_report_says_so(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "stage", [1, 2, 3, 4, 6], ids=lambda n: f"stage{n}-as-stage{n + 1}"
+    "stage", [1, 2, 3, 4, 6, 7], ids=lambda n: f"stage{n}-as-stage{n + 1}"
 )
 def test_a_stage_does_not_pass_the_next_stage(tmp_path, stage):
     """Each stage folder, graded as the next stage on that lesson's core behaviours, fails.
@@ -445,7 +445,7 @@ def test_make_check_says_how_far_the_tutorial_project_gets(tmp_path):
         assert f"stage {number}  passed" in result.stdout, result.stdout
     assert "stage 5  not yet" in result.stdout
     assert "AsyncWebsocketConsumer" in result.stdout  # the hint
-    assert "You are at stage 4 of 7. Next: docs/en/step5-async-consumer.md" in (
+    assert "You are at stage 4 of 8. Next: docs/en/step5-async-consumer.md" in (
         result.stdout
     )
     assert "robustness checks fail" in result.stdout and "STRICT=1" in result.stdout
@@ -469,7 +469,7 @@ def test_make_check_exits_0_with_no_make_error_unless_until_is_not_reached(tmp_p
     reached = make_check(project, "UNTIL=1")
     assert reached.returncode == 0, reached.stdout + reached.stderr
     assert (
-        "You are at stage 1 of 7. Next: docs/en/step2-index-page.md" in reached.stdout
+        "You are at stage 1 of 8. Next: docs/en/step2-index-page.md" in reached.stdout
     )
     assert "make: ***" not in reached.stdout + reached.stderr
     short = make_check(project, "UNTIL=2")

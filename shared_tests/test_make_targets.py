@@ -57,7 +57,7 @@ def test_wrong_step_is_one_readable_line():
     """`make test STEP=9` says which stages exist."""
     result = make("test", "STEP=9")
     assert result.returncode != 0
-    assert "STEP=9 is not a stage: use one of 1 2 3 4 5 6 7" in one_line(result)
+    assert "STEP=9 is not a stage: use one of 1 2 3 4 5 6 7 8" in one_line(result)
 
 
 def test_port_in_use_is_one_readable_line():
@@ -120,7 +120,7 @@ def default_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("target", ["step5", "step6", "step7"])
+@pytest.mark.parametrize("target", ["step5", "step6", "step7", "step8"])
 def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
     """`make step5` (and the later stages', which store messages too) with no Redis at
     REDIS_URL starts a private one, serves a chat where two clients talk, and Ctrl-C stops
@@ -170,7 +170,9 @@ def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
     assert not port_in_use(port), "the server still listens after Ctrl-C"
 
 
-@pytest.mark.parametrize("target, count", [("step6-test", 8), ("step7-test", 11)])
+@pytest.mark.parametrize(
+    "target, count", [("step6-test", 8), ("step7-test", 11), ("step8-test", 12)]
+)
 def test_make_stage_test_runs_the_stage_tests_in_the_sandbox(target, count):
     """`make step6-test` runs stage 6's own tests (`manage.py test chat`) as the grader
     runs a student's, prints Django's output, and exits 0 when they all pass; stage 7's
