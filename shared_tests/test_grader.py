@@ -328,6 +328,40 @@ MISTAKES = {
             append_to_settings('os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"')(p),
         ),
     ),
+    # Stage 8: presence and reconnect.
+    "presence-never-removed": Mistake(
+        8,
+        "presence_list",
+        lambda p: (
+            edit(p, "chat/presence.py", "EXPIRY = 3 * HEARTBEAT", "EXPIRY = 3600"),
+            edit(
+                p,
+                "chat/consumers.py",
+                "await presence.leave(self.room_hash, self.channel_name, self.author)",
+                "pass",
+            ),
+        ),
+    ),
+    "reconnect-without-backoff": Mistake(
+        8,
+        "backoff",
+        lambda p: edit(
+            p,
+            "chat/templates/chat/room.html",
+            "setTimeout(connect, delay);",
+            "setTimeout(connect, 100);",
+        ),
+    ),
+    "duplicates-after-reconnect": Mistake(
+        8,
+        "reconnects",
+        lambda p: edit(
+            p,
+            "chat/templates/chat/room.html",
+            "if (shownIds.has(data.id)) {",
+            "if (false) {",
+        ),
+    ),
     "default-capacity-drops-messages": Mistake(
         4,
         "burst_no_loss",
