@@ -8,6 +8,7 @@ from shared_tests.browser import (
     chat_log_text,
     new_window,
     page_text,
+    save_side_by_side,
     wait_for_open_socket,
     wait_until,
 )
@@ -148,7 +149,7 @@ def test_the_page_waits_longer_after_each_failed_try(browser, restartable):
 
 @pytest.mark.behaviour("offline_queue")
 def test_a_message_typed_offline_waits_on_the_page_and_is_sent_once(
-    browser, restartable
+    browser, restartable, stage, screenshot_dir
 ):
     """Typed while the server is down, a message shows on the page as waiting (not in the
     log); once the page is back it is sent, and the log shows it exactly once."""
@@ -162,6 +163,14 @@ def test_a_message_typed_offline_waits_on_the_page_and_is_sent_once(
             "a message typed offline vanished: the page should show it as waiting"
         )
         assert times_shown(browser, "typed while offline") == 0
+        save_side_by_side(
+            browser,
+            [handle],
+            [
+                f"Stage {stage}: the server is down; the page retries and keeps the message"
+            ],
+            screenshot_dir / f"stage{stage}-offline.png",
+        )
         start_again(port)
         wait_until_back(browser, "its server restarting")
         wait_for_log(browser, handle, "typed while offline", "the page, once online")
