@@ -43,11 +43,17 @@ def wait_until_offline(browser) -> None:
 
 
 def wait_until_back(browser, what: str) -> None:
+    """Connected again within the bound, and the page says so (its state reads "online")."""
     wait_until(
         browser,
         lambda d: open_sockets(d) == 1,
         f"the page did not reconnect within {BACK_WITHIN} s of {what}",
         timeout=BACK_WITHIN,
+    )
+    wait_until(
+        browser,
+        lambda d: "online" in page_text(d).lower(),
+        "the page reconnected but does not say it is online again",
     )
 
 
