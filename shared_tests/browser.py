@@ -52,6 +52,7 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--disable-quic",
+    "--ignore-certificate-errors",  # the stage-8 https test serves a self-signed certificate
     "--no-first-run",
     f"--window-size={WINDOW_SIZE[0]},{WINDOW_SIZE[1]}",
 )

@@ -18,6 +18,7 @@ from mirakuru import TCPExecutor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
 import tools.executors  # noqa: F401 - turns off mirakuru's killing at exit
+from shared_tests.tls import TLSFiles
 from tools.grading.project import Project
 from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
 from tools.net import HOST, free_port
@@ -39,9 +40,13 @@ class Page:
     url: str
 
 
-def daphne_command(target: str, port: int) -> list[str]:
-    """Serve `target` (module:attribute) with daphne on `port`."""
-    return [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), target]
+def daphne_command(target: str, port: int, tls: TLSFiles | None = None) -> list[str]:
+    """Serve `target` (module:attribute) with daphne on `port` (over TLS with `tls`: daphne
+    then takes a Twisted endpoint string)."""
+    if tls is None:
+        return [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), target]
+    endpoint = f"ssl:port={port}:interface={HOST}:privateKey={tls.key}:certKey={tls.certificate}"
+    return [sys.executable, "-m", "daphne", "-e", endpoint, target]
 
 
 def runserver_command(port: int) -> list[str]:
@@ -54,18 +59,19 @@ class Endpoint:
     """Where a chat server listens on this machine, and plain HTTP GETs to it."""
 
     port: int
+    secure = False  # served over TLS: https:// pages and wss:// sockets
 
     # -- addresses --------------------------------------------------------------------------
     @property
     def origin(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.secure else 'http'}://{HOST}:{self.port}"
 
     def http_url(self, path: str) -> str:
         return self.origin + urllib.parse.quote(path, safe="/%?=&")
 
     def ws_url(self, path: str) -> str:
         """`path` must already be percent-encoded (see chat_client.chat_path)."""
-        return f"ws://{HOST}:{self.port}{path}"
+        return f"{'wss' if self.secure else 'ws'}://{HOST}:{self.port}{path}"
 
     # -- HTTP -------------------------------------------------------------------------------
     def get(self, path: str) -> Page:
@@ -91,9 +97,11 @@ class Server(Endpoint):
         log_path: Path,
         redis_url: str | None,
         sandbox: Sandbox = NO_SANDBOX,
+        secure: bool = False,
     ):
         self.project = project
         self.port = port
+        self.secure = secure
         self.log_path = log_path
         self.redis_url = redis_url
         self.sandbox = sandbox
@@ -275,16 +283,21 @@ class ServerPool:
         redis_url: str | None,
         name: str,
         port: int | None = None,
+        tls: TLSFiles | None = None,
     ) -> Server:
         """Start daphne serving `target`, or `runserver` when target is None (on `port`, to
-        restart a server where its pages expect it)."""
+        restart a server where its pages expect it; over TLS with `tls`)."""
         port = port or free_port()
         command = (
-            runserver_command(port) if target is None else daphne_command(target, port)
+            runserver_command(port)
+            if target is None
+            else daphne_command(target, port, tls)
         )
         self._count += 1
         log_path = self.log_dir / f"{name}-{self._count}.log"
-        server = Server(project, command, port, log_path, redis_url, self.sandbox)
+        server = Server(
+            project, command, port, log_path, redis_url, self.sandbox, tls is not None
+        )
         server.name = name
         self._servers.append(server)
         self._ever.append(server)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared_tests.servers import Server, ServerPool
+from shared_tests.tls import TLSFiles
 from tools.grading.project import Project, load_failure
 
 
@@ -102,13 +103,14 @@ class StageUnderTest:
         name: str = "",
         runserver: bool = False,
         port: int | None = None,
+        tls: TLSFiles | None = None,
     ) -> Server:
         """Another server on this stage's copy (daphne, or `manage.py runserver`), on a free
-        port or on `port` (a restart)."""
+        port or on `port` (a restart), over TLS with `tls`."""
         self.prepare_database()
         label = f"stage{self.number}" + (f"-{name}" if name else "")
         target = None if runserver else self.asgi_target
-        return self._pool.start(self.project, target, redis_url, label, port)
+        return self._pool.start(self.project, target, redis_url, label, port, tls)
 
     def stop_server(self, server: Server, kill: bool = False) -> None:
         """Stop it (`kill`: at once, so it cannot clean up, as when its process dies)."""

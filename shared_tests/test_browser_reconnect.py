@@ -14,6 +14,7 @@ from shared_tests.browser import (
 )
 from shared_tests.chat_client import room_name, room_page_path
 from shared_tests.test_browser_room import close_windows, type_message, wait_for_log
+from shared_tests.tls import self_signed
 
 BACK_WITHIN = (
     5  # seconds from the server (or Redis) being back to the page being online
@@ -191,3 +192,25 @@ def test_a_message_typed_offline_waits_on_the_page_and_is_sent_once(
         assert times_shown(browser, "typed while offline") == 1, chat_log_text(browser)
     finally:
         close_windows(browser, [handle])
+
+
+@pytest.mark.behaviour("secure_socket")
+def test_an_https_page_opens_a_wss_socket(browser, stage_project, tmp_path):
+    """Served over TLS (a self-signed certificate made for the test), the room page's
+    socket goes to wss:// and connects: a hard-coded ws:// is refused by the browser."""
+    tls = self_signed(stage_project.project.root / f"tls-{tmp_path.name}")
+    server = stage_project.start_server(stage_project.redis_url, "https", tls=tls)
+    handle = new_window(browser)
+    try:
+        browser.get(server.http_url(room_page_path(room_name("secure"))))
+        wait_until(
+            browser,
+            lambda d: d.execute_script("return window.__sockets.length") > 0,
+            "the https:// room page opened no socket",
+        )
+        url = browser.execute_script("return window.__sockets[0].url")
+        assert url.startswith("wss://"), f"the https:// page opened its socket at {url}"
+        wait_for_open_socket(browser)
+    finally:
+        close_windows(browser, [handle])
+        stage_project.stop_server(server)

@@ -352,6 +352,16 @@ MISTAKES = {
             "setTimeout(connect, 100);",
         ),
     ),
+    "socket-scheme-hard-coded": Mistake(
+        8,
+        "secure_socket",
+        lambda p: edit(
+            p,
+            "chat/templates/chat/room.html",
+            "(window.location.protocol === 'https:' ? 'wss://' : 'ws://')",
+            "'ws://'",
+        ),
+    ),
     "duplicates-after-reconnect": Mistake(
         8,
         "reconnects",

@@ -1,0 +1,56 @@
+"""A self-signed certificate for 127.0.0.1, made on the spot (no download, no openssl
+command): what a test needs to serve a stage over https:// and wss://."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    key: Path
+    certificate: Path
+
+
+def self_signed(folder: Path) -> TLSFiles:
+    """Write key.pem and cert.pem for 127.0.0.1 into `folder` (valid for a day)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    files = TLSFiles(folder / "key.pem", folder / "cert.pem")
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    files.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    for path in (files.key, files.certificate):
+        path.chmod(0o644)  # the server runs as the sandbox's user
+    return files
