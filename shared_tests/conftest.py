@@ -58,6 +58,12 @@ def pytest_addoption(parser):
         help="count robustness behaviours in the score",
     )
     group.addoption(
+        "--stop-at-unreached-stage",
+        action="store_true",
+        help="(make check) run the behaviours in the order of the stage that settles them, "
+        "and skip a later stage's once a behaviour that counts has failed",
+    )
+    group.addoption(
         "--report-dir",
         default=None,
         help="write results.json (Gradescope format) and report.txt here",
@@ -281,8 +287,16 @@ def pytest_xdist_make_scheduler(config, log):
     return WorkUnitScheduling(config, log)
 
 
+def settling_stage(item) -> int:
+    """The stage that settles an item's behaviour (make check's order); 0 for the others."""
+    key = behaviour_key(item)
+    return (COURSE.settles_at(COURSE.behaviour(key[0])) or 0) if key else 0
+
+
 def pytest_collection_modifyitems(config, items):
     keep = [item for item in items if wanted(config, item)]
+    if config.getoption("--stop-at-unreached-stage"):
+        keep.sort(key=settling_stage)
     # The idle-socket tests last: their wait then overlaps everything else (idle_crowds).
     keep.sort(key=lambda item: (behaviour_key(item) or ("",))[0] == "idle_sockets")
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: longest units first
@@ -396,6 +410,35 @@ def stages_under_test(request, tmp_path_factory, server_pool, idle_crowds):
         return cache[number]
 
     return get
+
+
+# ------------------------------------------------------------------- make check's early stop
+def pytest_runtest_setup(item):
+    """Once a stage is not reached, a later stage's behaviours are not worth waiting for."""
+    unreached = getattr(item.config, "workshop_unreached", None)
+    if unreached is not None and settling_stage(item) > unreached:
+        pytest.skip(f"not checked: stage {unreached} is not reached yet")
+
+
+def pytest_runtest_logreport(report):
+    """A failed behaviour that counts marks its stage (and so every later one) unreached."""
+    config = getattr(report, "workshop_config", None)
+    key = getattr(report, "workshop_key", None)
+    if not report.failed or config is None or key is None:
+        return
+    behaviour = COURSE.behaviour(key[0])
+    if behaviour.counts(config.getoption("--strict-score")):
+        stage = COURSE.settles_at(behaviour) or 0
+        config.workshop_unreached = min(
+            getattr(config, "workshop_unreached", stage), stage
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if item.config.getoption("--stop-at-unreached-stage"):
+        outcome.get_result().workshop_config = item.config
 
 
 @pytest.fixture(autouse=True)

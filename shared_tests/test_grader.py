@@ -22,6 +22,8 @@ from shared_tests.graded_projects import (
     take_file,
 )
 from tools.course import REPO, load_course
+from tools.grading.harness import RunOptions, grade_project
+from tools.grading.project import find_project
 
 pytestmark = pytest.mark.repository
 COURSE = load_course()
@@ -493,6 +495,25 @@ def test_make_check_says_how_far_the_tutorial_project_gets(tmp_path):
         result.stdout
     )
     assert "robustness checks fail" in result.stdout and "STRICT=1" in result.stdout
+
+
+def test_make_check_skips_the_stages_after_the_first_one_not_reached(tmp_path):
+    """`make check` runs the behaviours in the order of the stage that settles them: a
+    stage-2 project fails the room page (stage 3), so a stage-5 behaviour is not waited for
+    but reported as not checked; the stage-2 behaviours ran and pass."""
+    project = find_project(copy_stage(2, tmp_path))
+    options = RunOptions(
+        stage=load_course().stages[-1].number,
+        behaviours=("consumer_style", "room_page", "index_page"),
+        stop_at_unreached_stage=True,
+    )
+    run = grade_project(project, options, tmp_path / "report")
+    status = {test["behaviour"]: test for test in run.results["tests"]}
+    assert status["index_page"]["status"] == "passed", status["index_page"]
+    assert status["room_page"]["status"] == "failed", status["room_page"]
+    skipped = status["consumer_style"]
+    assert skipped["status"] == "skipped", skipped
+    assert "not checked: stage 3 is not reached yet" in skipped["output"], skipped
 
 
 def make_check(project: Path, *variables: str) -> subprocess.CompletedProcess:

@@ -69,6 +69,20 @@ class Course:
         known = ", ".join(str(s.number) for s in self.stages)
         raise KeyError(f"There is no stage {number}; the stages are {known}.")
 
+    def settles_at(self, behaviour: Behaviour) -> int | None:
+        """The first stage that checks `behaviour` in its final form (the last stage's), or
+        None when no stage does: before it, a stage checks it another way or not at all."""
+        final = behaviour.expected_at(self.stages[-1].number)
+        return next(
+            (
+                s.number
+                for s in self.stages
+                if behaviour.checked_at(s.number)
+                and behaviour.expected_at(s.number) == final
+            ),
+            None,
+        )
+
     def behaviour(self, behaviour_id: str) -> Behaviour:
         for behaviour in self.behaviours:
             if behaviour.id == behaviour_id:

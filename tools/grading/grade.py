@@ -10,6 +10,7 @@ How a run is made trustworthy: tools/grading/harness.py.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -217,7 +218,10 @@ def check(args) -> int:
         except ProjectError as error:
             print(f"Cannot check {args.project}: {error}")
             return EXIT_UNUSABLE
-        options = options_from(args, project, final, wanted)
+        # Stage by stage: once a stage is not reached, the later stages' checks are skipped.
+        options = dataclasses.replace(
+            options_from(args, project, final, wanted), stop_at_unreached_stage=True
+        )
         run = grade_project(copy, options, Path(scratch) / "report")
     if run.exit_code == EXIT_UNUSABLE or run.void:
         print(f"Cannot check {args.project}: {run.results['output']}")

@@ -52,6 +52,8 @@ class RunOptions:
     load_time_limit: float = LIMITS.load_seconds
     tests_time_limit: float = LIMITS.tests_seconds
     label: str = ""  # the project as the report names it (its original folder)
+    # `make check`: run the behaviours stage by stage, skip the later ones once one fails
+    stop_at_unreached_stage: bool = False
 
 
 @dataclass
@@ -131,6 +133,7 @@ def pytest_command(project: Project, options: RunOptions, work: Path) -> list[st
     ]
     command += ["--source-label", options.label] if options.label else []
     command += ["--strict-score"] if options.strict else []
+    command += ["--stop-at-unreached-stage"] if options.stop_at_unreached_stage else []
     command += ["--kind", options.kind] if options.kind else []
     for behaviour in options.behaviours:
         command += ["--behaviour", behaviour]
