@@ -2,6 +2,8 @@
 the same port, and Redis going away; it backs off while the server is down, keeps what is
 typed offline, and shows no message twice."""
 
+import time
+
 import pytest
 
 from shared_tests.browser import (
@@ -20,6 +22,9 @@ BACK_WITHIN = (
     5  # seconds from the server (or Redis) being back to the page being online
 )
 DOWN_FOR = 7  # seconds the server stays down in the backoff test
+JITTER_WATCH = (
+    4.5  # seconds to watch a page retry: three tries even at the longest waits
+)
 
 
 def open_page(browser, server, room) -> str:
@@ -67,7 +72,8 @@ def restartable(stage_project):
     """A server of the stage of its own, which the test kills and restarts on its port."""
     servers = [stage_project.start_server(stage_project.redis_url, "restarted")]
 
-    def restart(kill: bool) -> None:
+    def stop(kill: bool) -> int:
+        """Stop the running server (`kill`: at once); its port, to start it again on."""
         stage_project.stop_server(servers[-1], kill=kill)
         port = servers[-1].port
         servers.append(None)  # down
@@ -78,7 +84,8 @@ def restartable(stage_project):
             stage_project.redis_url, "restarted", port=port
         )
 
-    yield servers[0], restart, start_again
+    # The first server: a restarted one listens on its port, so its addresses still hold.
+    yield servers[0], stop, start_again
     if servers[-1] is not None:
         stage_project.stop_server(servers[-1])
 
@@ -152,6 +159,48 @@ def test_the_page_waits_longer_after_each_failed_try(browser, restartable):
         )
     finally:
         close_windows(browser, [handle])
+
+
+def waits_after_a_kill(browser, restartable, room, random_value: float) -> list[float]:
+    """The waits (s) between a page's first retries after its server is killed, with the
+    page's Math.random() fixed at `random_value`; the server is running again after."""
+    server, kill, start_again = restartable
+    handle = new_window(browser)
+    fixed = f"Math.random = () => {random_value};"
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": fixed})
+    try:
+        browser.get(server.http_url(room_page_path(room)))
+        wait_for_open_socket(browser)
+        killed_at = browser.execute_script("return performance.now()")
+        port = kill(True)
+        wait_until_offline(browser)
+        # A window to watch the page in, not a wait for a state.
+        time.sleep(JITTER_WATCH)
+        times = browser.execute_script("return window.__socketTimes")
+        start_again(port)
+        wait_until_back(browser, "its server restarting")
+    finally:
+        close_windows(browser, [handle])
+    tries = [t / 1000 for t in times if t >= killed_at]
+    return [b - a for a, b in zip(tries, tries[1:], strict=False)]
+
+
+@pytest.mark.behaviour("backoff")
+def test_the_waits_have_a_random_part(browser, restartable):
+    """The same page, killed twice: once with Math.random() always 0, once always 0.999.
+    With jitter its waits differ; without it every page of a restarted server retries at
+    the same instants (a thundering herd)."""
+    room = room_name("jitter")
+    low = waits_after_a_kill(browser, restartable, room, 0)
+    high = waits_after_a_kill(browser, restartable, room, 0.999)
+    assert len(low) >= 2 and len(high) >= 2, (
+        f"too few retries to compare in {JITTER_WATCH} s: {low}, {high}"
+    )
+    assert sum(high[:2]) >= 1.25 * sum(low[:2]), (
+        "the page waits as long whatever Math.random() says (seconds: "
+        f"{[round(g, 2) for g in low[:2]]} and {[round(g, 2) for g in high[:2]]}): add a "
+        "random part to each wait"
+    )
 
 
 @pytest.mark.behaviour("offline_queue")

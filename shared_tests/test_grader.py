@@ -354,6 +354,16 @@ MISTAKES = {
             "setTimeout(connect, 100);",
         ),
     ),
+    "reconnect-without-jitter": Mistake(
+        8,
+        "backoff",
+        lambda p: edit(
+            p,
+            "chat/templates/chat/room.html",
+            "const delay = longest / 2 + Math.random() * longest / 2;",
+            "const delay = longest;",
+        ),
+    ),
     "socket-scheme-hard-coded": Mistake(
         8,
         "secure_socket",
