@@ -3,7 +3,6 @@ project, what loading it revealed, and its server."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -117,24 +116,10 @@ class StageUnderTest:
         self._pool.stop(server, kill)
 
     # -- the database (stages that store data) ------------------------------------------
-    def manage(self, *arguments: str, env: dict[str, str] | None = None) -> str | None:
-        """Run `manage.py arguments` in the sandbox: None when it worked, else why not (the
-        last line it printed)."""
-        argv = [sys.executable, "manage.py", *arguments]
-        result = self.project.run(
-            argv, self.sandbox, self.sandbox.limits.load_seconds, extra_env=env
-        )
-        if result.returncode is None:
-            return f"still running after {self.sandbox.limits.load_seconds:g} s"
-        if result.returncode != 0:
-            said = (result.stderr.strip() or result.stdout.strip()).splitlines()
-            return said[-1] if said else f"exit code {result.returncode}"
-        return None
-
     def prepare_database(self) -> None:
         """Apply the project's migrations once, before its first server starts."""
         if self._migrate and not self._migrated:
-            failure = self.manage("migrate", "--noinput")
+            failure = self.project.manage(["migrate", "--noinput"], self.sandbox)
             if failure:
                 raise DatabaseProblem(
                     f"`python manage.py migrate --noinput` failed: {failure}"
@@ -144,13 +129,16 @@ class StageUnderTest:
     def create_user(self, username: str, password: str) -> None:
         """An account (a superuser, so the admin login page takes it)."""
         self.prepare_database()
-        failure = self.manage(
-            "createsuperuser",
-            "--noinput",
-            "--username",
-            username,
-            "--email",
-            f"{username}@example.com",
+        failure = self.project.manage(
+            [
+                "createsuperuser",
+                "--noinput",
+                "--username",
+                username,
+                "--email",
+                f"{username}@example.com",
+            ],
+            self.sandbox,
             env={"DJANGO_SUPERUSER_PASSWORD": password},
         )
         if failure:

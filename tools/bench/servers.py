@@ -80,8 +80,13 @@ class BenchServers:
             failure = load_failure(facts)
             if failure:
                 raise ServerFailed(f"stage {stage}: {failure}")
-            if load_course().stage(stage).migrate:  # it stores every message
-                migrate(copy)
+            # A stage that stores every message needs its tables.
+            if load_course().stage(stage).migrate:
+                failure = copy.manage(["migrate", "--noinput", "-v", "0"], NO_SANDBOX)
+                if failure:
+                    raise ServerFailed(
+                        f"stage {stage}: `manage.py migrate` failed: {failure}"
+                    )
             self._copies[stage], self.facts[stage] = copy, facts
         return self._copies[stage]
 
@@ -142,14 +147,6 @@ class BenchServers:
         for server in self.servers.values():
             server.stop()
         self.servers.clear()
-
-
-def migrate(copy: Project) -> None:
-    """Create the tables of a stage that keeps data, in its copy's own SQLite file."""
-    argv = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
-    result = copy.run(argv, NO_SANDBOX, timeout=120)
-    if result.returncode != 0:
-        raise ServerFailed(f"`manage.py migrate` failed: {result.stderr[-500:]}")
 
 
 def live_pid(server: Server, name: str) -> int:

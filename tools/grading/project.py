@@ -106,6 +106,21 @@ class Project:
                 returncode = None
             return Completed(returncode, tail(out), tail(err))
 
+    def manage(
+        self, arguments: list[str], sandbox: Sandbox, env: dict[str, str] | None = None
+    ) -> str | None:
+        """Run `manage.py arguments` (in the sandbox, within its load time): None when it
+        worked, else why not (the last line it printed)."""
+        timeout = sandbox.limits.load_seconds
+        argv = [sys.executable, "manage.py", *arguments]
+        result = self.run(argv, sandbox, timeout, extra_env=env)
+        if result.returncode is None:
+            return f"still running after {timeout:g} s"
+        if result.returncode != 0:
+            said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+            return said[-1] if said else f"exit code {result.returncode}"
+        return None
+
     def probe(self, sandbox: Sandbox = NO_SANDBOX) -> dict:
         """Load the project in a subprocess (tools/overlay/workshop_probe.py) and return its
         facts. They come from inside the student's process, so they are only hints."""
