@@ -67,7 +67,7 @@ $(INSTALLED): pyproject.toml tools/pins.py
 step1 step2 step3 step4 step5 step6 step7 step8: setup
 	@$(PY) -m tools.serve $(@:step%=%) --port "$(PORT)" --redis-url "$(REDIS_URL)"
 
-# A stage's own tests (Part 4, and stage 7's additions), run as the grader runs a student's:
+# A stage's own tests (Part 4, and what stages 7-8 add), run as the grader runs a student's:
 # in the sandbox, on a virtual display, with a private Redis.
 step6-test step7-test step8-test: setup
 	@tools/require.sh redis browser display $(SANDBOX_NEED)

@@ -165,7 +165,10 @@ class Server(Endpoint):
             self._wall_clock.cancel()
         process = self._executor.process
         if process is not None and process.poll() is None:
-            process.kill() if kill else process.terminate()
+            if kill:
+                process.kill()
+            else:
+                process.terminate()
             try:
                 process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:

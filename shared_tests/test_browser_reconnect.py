@@ -15,7 +15,12 @@ from shared_tests.browser import (
     wait_until,
 )
 from shared_tests.chat_client import room_name, room_page_path
-from shared_tests.test_browser_room import close_windows, type_message, wait_for_log
+from shared_tests.test_browser_room import (
+    close_windows,
+    open_room,
+    type_message,
+    wait_for_log,
+)
 from shared_tests.tls import self_signed
 
 BACK_WITHIN = (
@@ -25,13 +30,6 @@ DOWN_FOR = 7  # seconds the server stays down in the backoff test
 JITTER_WATCH = (
     4.5  # seconds to watch a page retry: three tries even at the longest waits
 )
-
-
-def open_page(browser, server, room) -> str:
-    handle = new_window(browser)
-    browser.get(server.http_url(room_page_path(room)))
-    wait_for_open_socket(browser)
-    return handle
 
 
 def open_sockets(browser) -> int:
@@ -98,7 +96,7 @@ def test_the_page_comes_back_after_a_restart_with_no_message_twice(
     its log still shows each message once (the history is sent again on reconnect), and the
     new socket chats."""
     server, kill, start_again = restartable
-    handle = open_page(browser, server, room_name("restart"))
+    handle = open_room(browser, server, room_name("restart"))
     try:
         type_message(browser, handle, "before the restart")
         wait_for_log(browser, handle, "before the restart", "the page")
@@ -121,7 +119,7 @@ def test_the_page_comes_back_after_a_redis_outage(browser, stage_project, own_re
     """Redis stops (the server closes the page's socket, code 4503) and starts again: the
     page is online again within 5 s and chats."""
     server = stage_project.start_server(own_redis.url(0), "redis-outage")
-    handle = open_page(browser, server, room_name("outage"))
+    handle = open_room(browser, server, room_name("outage"))
     try:
         own_redis.stop()
         wait_until_offline(browser)
@@ -139,7 +137,7 @@ def test_the_page_waits_longer_after_each_failed_try(browser, restartable):
     """With the server down for 7 s, the page's tries come further and further apart: no
     tight loop that would hammer a restarting server (and its neighbours)."""
     server, kill, start_again = restartable
-    handle = open_page(browser, server, room_name("backoff"))
+    handle = open_room(browser, server, room_name("backoff"))
     try:
         port = kill(True)
         wait_until_offline(browser)
@@ -210,7 +208,7 @@ def test_a_message_typed_offline_waits_on_the_page_and_is_sent_once(
     """Typed while the server is down, a message shows on the page as waiting (not in the
     log); once the page is back it is sent, and the log shows it exactly once."""
     server, kill, start_again = restartable
-    handle = open_page(browser, server, room_name("offline"))
+    handle = open_room(browser, server, room_name("offline"))
     try:
         port = kill(True)
         wait_until_offline(browser)

@@ -16,7 +16,7 @@ from shared_tests.chat_client import (
     room_name,
     send_message,
 )
-from shared_tests.visitor import Visitor
+from shared_tests.visitor import Visitor, named_visitor, unique_name
 
 HISTORY_LENGTH = 50  # what a newcomer sees of a room
 MAX_NICKNAME_LENGTH = 30
@@ -24,20 +24,6 @@ WRITE_STARTS = 1  # seconds for the server to take a frame and start writing it
 # Seconds a pong may take while a write waits: under SQLite's 5 s busy timeout, after which
 # the write would give up and a blocked event loop would run again.
 PONG_WHILE_LOCKED = 3
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:6]}"
-
-
-def named_visitor(server, nickname: str) -> Visitor:
-    visitor = Visitor(server)
-    page = visitor.pick_nickname(nickname)
-    assert page.status in (302, 303), (
-        f"the nickname form refused {nickname!r} (HTTP {page.status}): a POST to /chat/ "
-        'with a "nickname" field should keep it in the session and redirect'
-    )
-    return visitor
 
 
 def chat_frame(socket, text: str, who: str) -> dict:
@@ -65,7 +51,7 @@ def server_time(frame: dict) -> datetime.datetime:
 def test_each_message_names_its_author_and_the_servers_time(server):
     """Everyone in the room sees the sender's nickname as author and the time the server
     stored the message; a visitor without a nickname still gets a name."""
-    nickname = unique("alice")
+    nickname = unique_name("alice")
     alice = named_visitor(server, nickname)
     room = room_name()
     with (
@@ -90,7 +76,7 @@ def test_each_message_names_its_author_and_the_servers_time(server):
 def test_a_frame_cannot_choose_its_author(server):
     """A frame that names an author (or user, username, name) is still shown under the
     sender's own name, to the sender and to the room."""
-    nickname = unique("mallory")
+    nickname = unique_name("mallory")
     mallory = named_visitor(server, nickname)
     room = room_name()
     claims = {"author": "admin", "user": "admin", "username": "admin", "name": "admin"}
@@ -115,7 +101,7 @@ def test_a_frame_cannot_choose_its_author(server):
 @pytest.mark.behaviour("logged_in_author")
 def test_a_logged_in_user_chats_under_their_username(stage_project, server):
     """A user logged in through the admin's login page is the author of what they send."""
-    username, password = unique("user"), uuid.uuid4().hex
+    username, password = unique_name("user"), uuid.uuid4().hex
     stage_project.create_user(username, password)
     visitor = Visitor(server)
     page = visitor.log_in(username, password)
@@ -134,9 +120,9 @@ def test_a_logged_in_user_chats_under_their_username(stage_project, server):
 def test_a_refused_nickname_is_answered_400_and_changes_nothing(stage_project, server):
     """Empty, blank, too long, and a registered user's name (in other letters) are refused
     with HTTP 400; the visitor still chats under the nickname they had."""
-    registered = unique("Bob")
+    registered = unique_name("Bob")
     stage_project.create_user(registered, uuid.uuid4().hex)
-    first = unique("carol")
+    first = unique_name("carol")
     visitor = named_visitor(server, first)
     refused = {
         "empty": "",
@@ -164,7 +150,7 @@ def test_joining_sends_the_last_50_messages_oldest_first_then_live_ones(server):
     """55 messages in a room, one in another: a newcomer gets the room's last 50, oldest
     first, each with its author, then a message sent the moment it joined, once."""
     room, other = room_name("history"), room_name("other")
-    nickname = unique("alice")
+    nickname = unique_name("alice")
     alice = named_visitor(server, nickname)
     sent = [f"message {n}" for n in range(HISTORY_LENGTH + 5)]
     with chat_socket(server, other) as elsewhere:

@@ -7,6 +7,7 @@ import http.cookiejar
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 from shared_tests.servers import Endpoint, Page
 
@@ -71,3 +72,19 @@ class Visitor:
             "/admin/login/",
             {"username": username, "password": password, "next": "/admin/"},
         )
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other test uses (a nickname, a username)."""
+    return f"{prefix}{uuid.uuid4().hex[:6]}"
+
+
+def named_visitor(server: Endpoint, nickname: str) -> Visitor:
+    """A visitor who picked `nickname` on the index page (the form must take it)."""
+    visitor = Visitor(server)
+    page = visitor.pick_nickname(nickname)
+    assert page.status in (302, 303), (
+        f"the nickname form refused {nickname!r} (HTTP {page.status}): a POST to /chat/ "
+        'with a "nickname" field should keep it in the session and redirect'
+    )
+    return visitor
