@@ -15,7 +15,11 @@ import tempfile
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -114,6 +118,25 @@ def wait_until(driver: WebDriver, condition, failure: str, timeout: float = WAIT
         return WebDriverWait(driver, timeout).until(condition)
     except TimeoutException:
         raise AssertionError(f"{failure} (waited {timeout:g} s)") from None
+
+
+def page_left(element):
+    """A wait condition: `element`'s page was replaced (after a form was sent). Selenium's
+    staleness_of() lets Chromium's "Node ... does not belong to the document" through when
+    the check runs while the page is being swapped: that too means the page is gone."""
+
+    def condition(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+        return False
+
+    return condition
 
 
 def wait_for_open_socket(driver: WebDriver) -> None:

@@ -4,11 +4,11 @@ what was said before."""
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
 
 from shared_tests.browser import (
     chat_log_text,
     new_window,
+    page_left,
     save_side_by_side,
     wait_for_open_socket,
     wait_until,
@@ -27,7 +27,7 @@ def pick_nickname(driver, origin: str, nickname: str) -> None:
     field.send_keys(nickname, Keys.ENTER)
     wait_until(
         driver,
-        expected_conditions.staleness_of(field),
+        page_left(field),
         f"the index page did not take the nickname {nickname!r}",
     )
 
