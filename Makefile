@@ -9,9 +9,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-STAGES := 1 2 3 4 5 6 7 8
+STAGES := 1 2 3 4 5 6 7 8 9
 
 PORT ?= 8000
+WORKERS ?= 2
 REDIS_URL ?= redis://127.0.0.1:6379/0
 STEP ?=
 FROM ?=
@@ -32,11 +33,12 @@ TEST_WORKERS ?= 4
 # One readable line, not a traceback, for a wrong STEP/FROM/TO.
 stage_ok = $(if $(filter $(1),$(STAGES)),,$(error $(2)=$(1) is not a stage: use one of $(STAGES)))
 
-.PHONY: help setup step1 step2 step3 step4 step5 step6 step7 step8 step6-test step7-test step8-test diff test grade grade-class check autograder classroom redis bench bench-grading docs lint format clean
+.PHONY: help setup step1 step2 step3 step4 step5 step6 step7 step8 step9 step6-test step7-test step8-test step9-test diff test grade grade-class check autograder classroom redis bench bench-grading docs lint format clean
 
 help:
 	@echo "make step1 .. step8          serve that stage at http://127.0.0.1:\$$PORT (PORT=$(PORT))"
-	@echo "make step6-test .. step8-test run that stage's own tests (manage.py test chat) in the sandbox"
+	@echo "make step9 [WORKERS=2]       stage 9 as deployed: nginx at https://127.0.0.1:\$$PORT, WORKERS daphne workers"
+	@echo "make step6-test .. step9-test run that stage's own tests (manage.py test chat) in the sandbox"
 	@echo "make test [STEP=N]           run the shared tests over every stage (or one)"
 	@echo "make diff [FROM=N] TO=M      show a lesson's change between two stages"
 	@echo "make grade STEP=N DIR=path   grade a student's project as stage N (STRICT=1: robustness counts)"
@@ -67,10 +69,14 @@ $(INSTALLED): pyproject.toml tools/pins.py
 step1 step2 step3 step4 step5 step6 step7 step8: setup
 	@$(PY) -m tools.serve $(@:step%=%) --port "$(PORT)" --redis-url "$(REDIS_URL)"
 
-# A stage's own tests (Part 4, and what stages 7-8 add), run as the grader runs a student's:
+step9: setup
+	@tools/require.sh nginx
+	@$(PY) -m tools.serve 9 --port "$(PORT)" --redis-url "$(REDIS_URL)" --workers "$(WORKERS)"
+
+# A stage's own tests (Part 4, and what stages 7-9 add), run as the grader runs a student's:
 # in the sandbox, on a virtual display, with a private Redis.
-step6-test step7-test step8-test: setup
-	@tools/require.sh redis browser display $(SANDBOX_NEED)
+step6-test step7-test step8-test step9-test: setup
+	@tools/require.sh redis browser display nginx $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.student_tests --project $(wildcard $(@:-test=)_*) \
 		$(if $(UNSANDBOXED),--unsandboxed)
 
@@ -88,7 +94,7 @@ diff: diff-args setup
 	@$(PY) -m tools.diff $(TO) $(if $(FROM),--from $(FROM))
 
 test: test-args setup
-	@tools/require.sh redis browser display test-sandbox
+	@tools/require.sh redis browser display nginx test-sandbox
 	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP),-n $(TEST_WORKERS))
 
 # Grading runs students' code: in the sandbox, unless UNSANDBOXED=1 where bwrap cannot run.
@@ -97,17 +103,17 @@ GRADE_OPTIONS = $(if $(STRICT),--strict) $(if $(UNSANDBOXED),--unsandboxed) \
 SANDBOX_NEED = $(if $(UNSANDBOXED),,sandbox)
 
 grade: grade-args setup
-	@tools/require.sh redis browser display $(SANDBOX_NEED)
+	@tools/require.sh redis browser display nginx $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.grade --stage "$(STEP)" --project "$(DIR)" $(GRADE_OPTIONS)
 
 grade-class: grade-args setup
-	@tools/require.sh redis browser display $(SANDBOX_NEED)
+	@tools/require.sh redis browser display nginx $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.class_grading --stage "$(STEP)" --submissions "$(DIR)" \
 		$(if $(JOBS),--jobs "$(JOBS)") $(if $(FRESH),--fresh) $(if $(STRICT),--strict) \
 		$(if $(UNSANDBOXED),--unsandboxed) $(if $(REPORT_DIR),--report-dir "$(REPORT_DIR)")
 
 check: setup
-	@tools/require.sh redis browser display $(SANDBOX_NEED)
+	@tools/require.sh redis browser display nginx $(SANDBOX_NEED)
 	@$(PY) -m tools.grading.grade --check --project "$(DIR)" $(GRADE_OPTIONS) \
 		$(if $(UNTIL),--until "$(UNTIL)")
 

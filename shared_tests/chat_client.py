@@ -54,6 +54,7 @@ def open_socket(
         open_timeout=REPLY_TIMEOUT,
         close_timeout=2,
         max_size=None,
+        ssl=server.client_ssl,
     )
 
 

@@ -209,6 +209,9 @@ def wanted(config, item) -> bool:
     )
 
 
+IDLE_BEHAVIOURS = ("idle_sockets", "idle_through_proxy")
+
+
 def behaviour_key(item) -> tuple[str, int] | None:
     """(behaviour id, stage) of a behaviour test; None for a repository check."""
     marker = item.get_closest_marker("behaviour")
@@ -298,7 +301,7 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("--stop-at-unreached-stage"):
         keep.sort(key=settling_stage)
     # The idle-socket tests last: their wait then overlaps everything else (idle_crowds).
-    keep.sort(key=lambda item: (behaviour_key(item) or ("",))[0] == "idle_sockets")
+    keep.sort(key=lambda item: (behaviour_key(item) or ("",))[0] in IDLE_BEHAVIOURS)
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: longest units first
         keep.sort(key=start_order)
     config.workshop_selected = {behaviour_key(item) for item in keep} - {None}
@@ -410,6 +413,50 @@ def stages_under_test(request, tmp_path_factory, server_pool, idle_crowds):
         return cache[number]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def deployments(request, stages_under_test):
+    """Stage number -> its Deployment (nginx and two workers, stage 9), started when first
+    needed, with one idle socket opened through it for the idle test."""
+    from shared_tests.deployment import Deployment
+    from tools.deployment.nginx import NginxMissing, nginx_program
+
+    cache = {}
+
+    def get(number: int):
+        if number not in cache:
+            try:
+                nginx_program()
+            except NginxMissing as missing:
+                missing_prerequisite(str(missing))
+            deployment = Deployment(stages_under_test(number))
+            cache[number] = deployment
+            deployment.failure = None
+            try:
+                deployment.start()
+            except AssertionError as failure:
+                deployment.failure = failure
+            else:
+                if ("idle_through_proxy", number) in request.config.workshop_selected:
+                    deployment.open_idle_socket()
+        if cache[number].failure is not None:
+            raise cache[number].failure
+        return cache[number]
+
+    yield get
+    for deployment in cache.values():
+        deployment.stop()
+
+
+@pytest.fixture
+def deployment(deployments, stage):
+    """The stage as deployed; a dead nginx or worker fails the test at once, saying why."""
+    deployment = deployments(stage)
+    death = deployment.death()
+    if death:
+        pytest.fail(death, pytrace=False)
+    return deployment
 
 
 # ------------------------------------------------------------------- make check's early stop

@@ -18,7 +18,7 @@ from mirakuru import TCPExecutor
 from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
 import tools.executors  # noqa: F401 - turns off mirakuru's killing at exit
-from shared_tests.tls import TLSFiles
+from tools.deployment.certificate import TLSFiles
 from tools.grading.project import Project
 from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
 from tools.net import HOST, free_port
@@ -40,13 +40,19 @@ class Page:
     url: str
 
 
-def daphne_command(target: str, port: int, tls: TLSFiles | None = None) -> list[str]:
+def daphne_command(
+    target: str, port: int, tls: TLSFiles | None = None, proxy_headers: bool = False
+) -> list[str]:
     """Serve `target` (module:attribute) with daphne on `port` (over TLS with `tls`: daphne
-    then takes a Twisted endpoint string)."""
+    then takes a Twisted endpoint string; behind a proxy whose X-Forwarded-* headers it
+    believes with `proxy_headers`)."""
+    daphne = [sys.executable, "-m", "daphne"]
+    if proxy_headers:
+        daphne.append("--proxy-headers")
     if tls is None:
-        return [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), target]
+        return [*daphne, "-b", HOST, "-p", str(port), target]
     endpoint = f"ssl:port={port}:interface={HOST}:privateKey={tls.key}:certKey={tls.certificate}"
-    return [sys.executable, "-m", "daphne", "-e", endpoint, target]
+    return [*daphne, "-e", endpoint, target]
 
 
 def runserver_command(port: int) -> list[str]:
@@ -60,6 +66,7 @@ class Endpoint:
 
     port: int
     secure = False  # served over TLS: https:// pages and wss:// sockets
+    client_ssl = None  # (secure) an ssl.SSLContext that trusts its certificate
 
     # -- addresses --------------------------------------------------------------------------
     @property
@@ -78,7 +85,9 @@ class Endpoint:
         """GET a page; any status is returned, not raised."""
         url = self.http_url(path)
         try:
-            with urllib.request.urlopen(url, timeout=15) as response:
+            with urllib.request.urlopen(
+                url, timeout=15, context=self.client_ssl
+            ) as response:
                 return Page(
                     response.status, response.read().decode("utf-8", "replace"), url
                 )
@@ -98,6 +107,7 @@ class Server(Endpoint):
         redis_url: str | None,
         sandbox: Sandbox = NO_SANDBOX,
         secure: bool = False,
+        extra_env: dict[str, str] | None = None,
     ):
         self.project = project
         self.port = port
@@ -114,7 +124,7 @@ class Server(Endpoint):
             host=HOST,
             port=self.port,
             cwd=str(project.root),
-            envvars=project.environment(redis_url),
+            envvars={**project.environment(redis_url), **(extra_env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             timeout=STARTUP_TIMEOUT,
@@ -287,19 +297,44 @@ class ServerPool:
         name: str,
         port: int | None = None,
         tls: TLSFiles | None = None,
+        proxy_headers: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> Server:
         """Start daphne serving `target`, or `runserver` when target is None (on `port`, to
-        restart a server where its pages expect it; over TLS with `tls`)."""
+        restart a server where its pages expect it; over TLS with `tls`; behind a proxy with
+        `proxy_headers`; with `extra_env` added to its environment)."""
         port = port or free_port()
         command = (
             runserver_command(port)
             if target is None
-            else daphne_command(target, port, tls)
+            else daphne_command(target, port, tls, proxy_headers)
         )
+        return self.start_program(
+            project, command, port, name, redis_url, tls is not None, extra_env
+        )
+
+    def start_program(
+        self,
+        project: Project,
+        command: list[str],
+        port: int,
+        name: str,
+        redis_url: str | None = None,
+        secure: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ) -> Server:
+        """Start `command` in `project` (in the sandbox) and wait until it listens on `port`."""
         self._count += 1
         log_path = self.log_dir / f"{name}-{self._count}.log"
         server = Server(
-            project, command, port, log_path, redis_url, self.sandbox, tls is not None
+            project,
+            command,
+            port,
+            log_path,
+            redis_url,
+            self.sandbox,
+            secure,
+            extra_env,
         )
         server.name = name
         self._servers.append(server)
@@ -309,6 +344,11 @@ class ServerPool:
         except ServerFailed as failure:
             self.deaths.append(f"{name}: {failure}")
             raise
+
+    @property
+    def running(self) -> list[Server]:
+        """The servers started and not stopped yet (some may have died)."""
+        return list(self._servers)
 
     def log_marks(self) -> dict[Server, int]:
         """Where each server's log is now, stopped ones too (see cause_since)."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared_tests.servers import Server, ServerPool
-from shared_tests.tls import TLSFiles
+from tools.deployment.certificate import TLSFiles
 from tools.grading.project import Project, load_failure
 
 
@@ -103,13 +103,22 @@ class StageUnderTest:
         runserver: bool = False,
         port: int | None = None,
         tls: TLSFiles | None = None,
+        proxy_headers: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> Server:
         """Another server on this stage's copy (daphne, or `manage.py runserver`), on a free
-        port or on `port` (a restart), over TLS with `tls`."""
+        port or on `port` (a restart), over TLS with `tls`, behind a proxy with
+        `proxy_headers`, with `extra_env` in its environment."""
         self.prepare_database()
         label = f"stage{self.number}" + (f"-{name}" if name else "")
         target = None if runserver else self.asgi_target
-        return self._pool.start(self.project, target, redis_url, label, port, tls)
+        return self._pool.start(
+            self.project, target, redis_url, label, port, tls, proxy_headers, extra_env
+        )
+
+    @property
+    def pool(self) -> ServerPool:
+        return self._pool
 
     def stop_server(self, server: Server, kill: bool = False) -> None:
         """Stop it (`kill`: at once, so it cannot clean up, as when its process dies)."""

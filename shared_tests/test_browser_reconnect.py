@@ -21,7 +21,7 @@ from shared_tests.test_browser_room import (
     type_message,
     wait_for_log,
 )
-from shared_tests.tls import self_signed
+from tools.deployment.certificate import self_signed
 
 BACK_WITHIN = (
     5  # seconds from the server (or Redis) being back to the page being online

@@ -24,13 +24,18 @@ class Visitor:
         self.server = server
         self.cookies = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirects
+            urllib.request.HTTPCookieProcessor(self.cookies),
+            urllib.request.HTTPSHandler(context=server.client_ssl),
+            _NoRedirects,
         )
 
     def _open(self, path: str, data: bytes | None = None) -> Page:
         url = self.server.http_url(path)
+        # A browser says where a form comes from; over https Django's CSRF check needs it.
+        headers = {"Origin": self.server.origin} if data is not None else {}
+        request = urllib.request.Request(url, data=data, headers=headers)
         try:
-            with self._opener.open(url, data=data, timeout=15) as response:
+            with self._opener.open(request, timeout=15) as response:
                 return Page(
                     response.status, response.read().decode("utf-8", "replace"), url
                 )

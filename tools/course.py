@@ -26,6 +26,8 @@ class Stage:
     commands: tuple[str, ...] = ()
     # Whether its server needs the project's migrations applied first (it keeps data).
     migrate: bool = False
+    # Whether it is served as deployed: daphne workers behind nginx (tools/deployment/).
+    deploy: bool = False
 
     @property
     def path(self) -> Path:

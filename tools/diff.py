@@ -10,7 +10,8 @@ from pathlib import Path
 
 from tools.course import load_course
 
-GENERATED = {"__pycache__", "db.sqlite3", "db.sqlite3-journal"}
+# staticfiles: what `manage.py collectstatic` gathers (stage 9).
+GENERATED = {"__pycache__", "db.sqlite3", "db.sqlite3-journal", "staticfiles"}
 
 
 def code_files(folder: Path) -> dict[str, Path]:

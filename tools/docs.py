@@ -34,7 +34,14 @@ from tools.diff import code_files, stage_diff
 
 DOCS = REPO / "docs"
 BLOCK = re.compile(r"(<!-- BEGIN (\w+) (.*?) -->\n)(.*?)(<!-- END -->)", re.DOTALL)
-FENCE_LANGUAGE = {".py": "python", ".html": "html", ".toml": "toml", ".txt": "text"}
+FENCE_LANGUAGE = {
+    ".py": "python",
+    ".html": "html",
+    ".toml": "toml",
+    ".txt": "text",
+    ".template": "nginx",  # deploy/nginx.conf.template
+    ".service": "ini",  # a systemd unit
+}
 BEYOND = "Beyond the tutorial:"
 LABELS = {
     "en": {

@@ -3,7 +3,7 @@
 # with apt-get when we run as root on Debian/Ubuntu; otherwise print ONE line saying what to
 # install, and fail (a missing browser outside CI is only a warning: browser tests skip).
 #
-# Usage: tools/require.sh [python] [redis] [browser] [sandbox | test-sandbox]
+# Usage: tools/require.sh [python] [redis] [browser] [nginx] [display] [sandbox | test-sandbox]
 set -uo pipefail
 
 PYTHON=${PYTHON:-python3}
@@ -66,6 +66,17 @@ require_sandbox() {
   fail "bubblewrap is not installed, and grading runs students' code in it: run sudo apt-get install bubblewrap (Debian/Ubuntu); elsewhere pass UNSANDBOXED=1."
 }
 
+# nginx in front of stage 9's workers (Debian installs it in /usr/sbin).
+nginx_found() { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }
+
+require_nginx() {
+  nginx_found && return 0
+  apt_install nginx && nginx_found && return 0
+  local how="run sudo apt-get install nginx (Debian/Ubuntu) or brew install nginx (macOS)"
+  in_ci && fail "nginx is not installed, and stage 9's tests run it: $how."
+  echo "warning: nginx is not installed, so stage 9's deployment tests will be skipped and make step9 cannot run: $how." >&2
+}
+
 # A virtual display (Xvfb) for a student's own tests that open a visible Chrome (stage 6).
 require_display() {
   command -v Xvfb >/dev/null 2>&1 && return 0
@@ -91,6 +102,7 @@ for need in "$@"; do
     sandbox) require_sandbox ;;
     test-sandbox) require_test_sandbox ;;
     display) require_display ;;
-    *) fail "tools/require.sh: unknown requirement '$need' (python, redis, browser, sandbox, test-sandbox or display)." ;;
+    nginx) require_nginx ;;
+    *) fail "tools/require.sh: unknown requirement '$need' (python, redis, browser, nginx, sandbox, test-sandbox or display)." ;;
   esac
 done

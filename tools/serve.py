@@ -1,18 +1,23 @@
-"""`make stepN`: serve one stage at http://127.0.0.1:PORT in the foreground.
+"""`make stepN`: serve one stage at http://127.0.0.1:PORT in the foreground (stage 9: at
+https://127.0.0.1:PORT, nginx in front of WORKERS daphne workers; tools/deployment/serve.py).
 
-Stages 4 and 5 need Redis: the one at REDIS_URL if it answers, otherwise a private redis-server
-started here (and stopped on exit). Ctrl-C stops the server and everything started with it.
+Stages 4 and later need Redis: the one at REDIS_URL if it answers, otherwise a private
+redis-server started here (and stopped on exit). Ctrl-C stops the server and everything started
+with it, and so do SIGTERM and SIGHUP (the terminal closed).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from tools.course import Stage, load_course
+from tools.deployment.nginx import NginxProblem
+from tools.deployment.serve import serve_deployment, stop
 from tools.net import HOST, port_in_use
 from tools.redis_server import PrivateRedis, redis_answers
 
@@ -24,6 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("stage", type=int)
     parser.add_argument("--port", default="8000")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--workers", default="2", help="(stage 9) daphne workers")
     return parser.parse_args(argv)
 
 
@@ -69,8 +75,19 @@ def serve(stage: Stage, port: int, redis_url: str | None) -> int:
     try:
         return server.wait()
     except KeyboardInterrupt:
-        server.wait()  # runserver got the same Ctrl-C and is shutting down
+        stop(server)  # a Ctrl-C reached it too; SIGTERM or SIGHUP may not have
         return 0
+
+
+def stop_on_hangup_and_terminate() -> None:
+    """SIGTERM (`kill`, or make passing one on) and SIGHUP (the terminal closed) stop
+    everything as Ctrl-C does, instead of leaving a private Redis or a worker behind."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    workers = int(args.workers) if args.workers.isdigit() else 0
+    if stage.deploy and not 1 <= workers <= 16:
+        print(
+            f"WORKERS={args.workers} is not a number of workers: use 1 to 16.",
+            file=sys.stderr,
+        )
+        return 2
     if port_in_use(port):
         print(
             f"Port {port} is already in use: stop what runs there, or pick another "
@@ -95,12 +119,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    stop_on_hangup_and_terminate()
     redis = None
     try:
         redis_url = None
         if stage.redis:
             redis_url, redis = start_redis_if_needed(stage, args.redis_url)
+        if stage.deploy:
+            return serve_deployment(stage, port, redis_url, workers)
         return serve(stage, port, redis_url)
+    except NginxProblem as problem:
+        print(f"Cannot serve stage {stage.number}: {problem}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:

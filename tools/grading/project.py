@@ -8,6 +8,7 @@ import fnmatch
 import json
 import os
 import re
+import secrets
 import shutil
 import stat
 import subprocess
@@ -40,6 +41,9 @@ MAX_PROJECT_BYTES = 100 * 1024 * 1024
 MAX_PROJECT_FILES = 20_000
 # What a project process inherits from the grader's environment (nothing else: no tokens,
 # no paths to the grader's files).
+# Stage 9 reads its secret key from DJANGO_SECRET_KEY: one per run, the same for every process
+# of the run, as every worker of one site needs the same key to read the others' sessions.
+RUN_SECRET_KEY = secrets.token_urlsafe(50)
 INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
@@ -67,6 +71,7 @@ class Project:
             PYTHONPATH=os.pathsep.join([str(self.root), str(OVERLAY)]),
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
+            DJANGO_SECRET_KEY=RUN_SECRET_KEY,
         )
         if redis_url:
             env["REDIS_URL"] = redis_url

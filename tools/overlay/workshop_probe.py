@@ -32,6 +32,7 @@ def main():
             for alias, layer in getattr(settings, "CHANNEL_LAYERS", {}).items()
         },
         "database": describe_database(settings),
+        "static_root": inside_project(getattr(settings, "STATIC_ROOT", None) or ""),
     }
     if not asgi_path:
         return report(facts)
@@ -49,10 +50,19 @@ def describe_database(settings):
     """The default database's engine and name (for SQLite, the file's path: relative to the
     project when inside it, since the tests' copy of the project is another folder)."""
     default = getattr(settings, "DATABASES", {}).get("default", {})
-    name = os.path.abspath(str(default.get("NAME", "")))
-    if name.startswith(os.getcwd() + os.sep):
-        name = os.path.relpath(name, os.getcwd())
+    name = inside_project(default.get("NAME", ""))
     return {"engine": str(default.get("ENGINE", "")), "name": name}
+
+
+def inside_project(path):
+    """A path relative to the project when it is inside it (the tests' copy of the project is
+    another folder), else absolute; "" for none."""
+    if not str(path):
+        return ""
+    path = os.path.abspath(str(path))
+    if path.startswith(os.getcwd() + os.sep):
+        return os.path.relpath(path, os.getcwd())
+    return path
 
 
 def describe_consumers(application):

@@ -1,5 +1,7 @@
-"""A self-signed certificate for 127.0.0.1, made on the spot (no download, no openssl
-command): what a test needs to serve a stage over https:// and wss://."""
+"""A self-signed certificate for 127.0.0.1, made on the spot with `cryptography` (installed
+with daphne; no download, no openssl command): what nginx (`make step9`) and the tests need to
+serve a stage over https:// and wss://. A browser warns about it once: it is signed by nobody
+it knows, which is what "self-signed" means."""
 
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ class TLSFiles:
     certificate: Path
 
 
-def self_signed(folder: Path) -> TLSFiles:
-    """Write key.pem and cert.pem for 127.0.0.1 into `folder` (valid for a day)."""
+def self_signed(folder: Path, days: int = 1) -> TLSFiles:
+    """Write key.pem and cert.pem for 127.0.0.1 and localhost into `folder`."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
@@ -32,10 +34,13 @@ def self_signed(folder: Path) -> TLSFiles:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("localhost"),
+                ]
             ),
             critical=False,
         )

@@ -1,0 +1,147 @@
+"""A stage served as deployed (stage 9): two daphne workers of its copy behind nginx, filled in
+from the project's own deploy/nginx.conf.template, over TLS; every process in the sandbox
+(the template is the student's, so nginx is student code too)."""
+
+from __future__ import annotations
+
+import ssl
+import time
+from functools import cached_property
+
+from shared_tests.chat_client import chat_path, describe_refusal, open_socket, room_name
+from shared_tests.servers import Endpoint, Server
+from shared_tests.stage_under_test import StageUnderTest
+from tools.deployment.certificate import self_signed
+from tools.deployment.nginx import NginxProblem, NginxSite, nginx_command, write_config
+from tools.net import free_port
+
+WORKERS = 2
+# What the workers run with behind nginx (stage 9's settings read it).
+BEHIND_NGINX = {"DJANGO_HTTPS_ONLY": "1"}
+
+
+class DeploymentProblem(AssertionError):
+    """The deployment could not start; the message says what and why."""
+
+
+class Deployment(Endpoint):
+    """https:// and wss:// at nginx's port; `workers` are the daphne servers behind it."""
+
+    secure = True
+
+    def __init__(self, stage: StageUnderTest):
+        self.stage = stage
+        self.workers: list[Server] = []
+        self.nginx: Server | None = None
+        self.idle_worker: Server | None = None  # the worker of the idle test's socket
+        self.port = free_port()
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> Deployment:
+        project = self.stage.project
+        static_root = self.stage.facts.get("static_root") or ""
+        if not static_root:
+            raise DeploymentProblem(
+                "settings.py sets no STATIC_ROOT, so `manage.py collectstatic` has nowhere "
+                "to put the files nginx serves"
+            )
+        self.stage.prepare_database()
+        failure = project.manage(["collectstatic", "--noinput"], self.stage.sandbox)
+        if failure:
+            raise DeploymentProblem(
+                f"`python manage.py collectstatic --noinput` failed: {failure}"
+            )
+        for number in range(1, WORKERS + 1):
+            self.start_worker(number)
+        site = NginxSite(
+            run_dir=project.root / ".nginx",
+            port=self.port,
+            worker_ports=tuple(worker.port for worker in self.workers),
+            tls=self_signed(project.root / ".tls"),
+            static_root=project.root / static_root,
+        )
+        try:
+            config = write_config(project.root, site)
+            command = nginx_command(config)
+        except NginxProblem as problem:
+            raise DeploymentProblem(str(problem)) from None
+        self.stage.sandbox.prepare(site.run_dir)  # nginx writes its files there
+        self.certificate = site.tls.certificate
+        self.nginx = self.stage.pool.start_program(
+            project, command, self.port, f"stage{self.stage.number}-nginx"
+        )
+        return self
+
+    def start_worker(self, number: int, port: int | None = None) -> Server:
+        """Worker `number` (1, 2, ...), on a free port or on `port` (a restart)."""
+        worker = self.stage.start_server(
+            self.stage.redis_url,
+            f"worker{number}",
+            port=port,
+            proxy_headers=True,
+            extra_env=BEHIND_NGINX,
+        )
+        if number <= len(self.workers):
+            self.workers[number - 1] = worker
+        else:
+            self.workers.append(worker)
+        return worker
+
+    def kill_worker(self, worker: Server) -> None:
+        """SIGKILL, as when a worker's process dies (it cannot say goodbye to anyone)."""
+        self.stage.stop_server(worker, kill=True)
+
+    def stop(self) -> None:
+        for server in [self.nginx, *self.workers]:
+            if server is not None and server in self.stage.pool.running:
+                self.stage.stop_server(server)
+
+    def death(self) -> str | None:
+        """Why nginx or a worker is gone, or None."""
+        for server in [self.nginx, *self.workers]:
+            death = server.death() if server else "nginx did not start"
+            if death:
+                return death
+        return None
+
+    def open_idle_socket(self) -> None:
+        """One socket through nginx, left idle from now until the idle test (run last)."""
+        self.idle_room = room_name("idle")
+        self.idle_socket, self.idle_worker, self.idle_refusal = None, None, ""
+        before = self.connections(self.idle_room)
+        try:
+            # Entered by hand: it stays open across tests, until the idle test closes it.
+            socket = open_socket(self, chat_path(self.idle_room)).__enter__()
+            self.idle_worker = self.worker_of(self.idle_room, before)
+            self.idle_socket = socket
+        except Exception as error:  # noqa: BLE001 - the idle test says it could not connect
+            self.idle_refusal = describe_refusal(error)
+        self.idle_since = time.monotonic()
+
+    # -- clients ----------------------------------------------------------------------------
+    @cached_property
+    def client_ssl(self) -> ssl.SSLContext:
+        """A client context that trusts the deployment's self-signed certificate."""
+        return ssl.create_default_context(cafile=str(self.certificate))
+
+    def worker_of(self, room: str, before: dict[Server, int]) -> Server:
+        """The worker whose log shows a new socket in `room` since `before` (see
+        connections), waiting up to 2 s for the line."""
+        deadline = time.monotonic() + 2
+        while True:
+            after = self.connections(room)
+            grown = [w for w in self.workers if after[w] > before.get(w, 0)]
+            if len(grown) == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if len(grown) != 1:
+            raise AssertionError(
+                f"could not tell which worker took the socket in room {room!r} "
+                "(daphne logs WSCONNECT for each)"
+            )
+        return grown[0]
+
+    def connections(self, room: str) -> dict[Server, int]:
+        """How many sockets each worker has accepted in `room` (from its log)."""
+        line = f"WSCONNECT /ws/chat/{room}/"
+        return {w: w.log_since(0).count(line) for w in self.workers}
