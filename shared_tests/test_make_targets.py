@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -54,10 +55,10 @@ def one_line(result: subprocess.CompletedProcess) -> str:
 
 
 def test_wrong_step_is_one_readable_line():
-    """`make test STEP=9` says which stages exist."""
-    result = make("test", "STEP=9")
+    """`make test STEP=10` says which stages exist."""
+    result = make("test", "STEP=10")
     assert result.returncode != 0
-    assert "STEP=9 is not a stage: use one of 1 2 3 4 5 6 7 8" in one_line(result)
+    assert "STEP=10 is not a stage: use one of 1 2 3 4 5 6 7 8 9" in one_line(result)
 
 
 def test_port_in_use_is_one_readable_line():
@@ -120,19 +121,17 @@ def default_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("target", ["step5", "step6", "step7", "step8"])
-def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
-    """`make step5` (and the later stages', which store messages too) with no Redis at
-    REDIS_URL starts a private one, serves a chat where two clients talk, and Ctrl-C stops
-    the server and that Redis."""
-    port, dead_redis_port = free_port(), free_port()
+def start_make(target: str, port: int, *options: str) -> subprocess.Popen:
+    """`make TARGET` as a terminal's foreground job, with no Redis at REDIS_URL; returns once
+    it serves on `port`."""
     process = subprocess.Popen(
         [
             "make",
             "-s",
             target,
             f"PORT={port}",
-            f"REDIS_URL=redis://127.0.0.1:{dead_redis_port}/0",
+            f"REDIS_URL=redis://127.0.0.1:{free_port()}/0",
+            *options,
         ],
         cwd=REPO,
         env={**os.environ, **QUIET_ENV},
@@ -142,36 +141,105 @@ def test_make_step_serves_the_chat_and_ctrl_c_stops_everything(target):
         start_new_session=True,  # its own process group, like a terminal's foreground job
         preexec_fn=default_ctrl_c,
     )
+    deadline = time.monotonic() + 60
+    while not port_in_use(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"make {target} did not serve: {process.communicate()[0]}")
+        time.sleep(0.2)
+    return process
+
+
+def two_tabs_talk(server: Endpoint) -> None:
+    room = room_name()
+    with chat_socket(server, room) as alice, chat_socket(server, room) as bob:
+        send_message(alice, "hello from the finished chat")
+        expect_message(
+            bob, "hello from the finished chat", "a second tab in the same room"
+        )
+
+
+# How a terminal stops its foreground job: Ctrl-C and a closed terminal signal the whole
+# process group; `kill PID` signals make alone (make passes SIGTERM on to its recipe).
+STOPS = {
+    "ctrl-c": lambda process: os.killpg(process.pid, signal.SIGINT),
+    "terminal-closed": lambda process: os.killpg(process.pid, signal.SIGHUP),
+    "kill-make": lambda process: process.send_signal(signal.SIGTERM),
+}
+
+
+def ports_in(output: str, pattern: str) -> list[int]:
+    return [int(port) for port in re.findall(pattern, output)]
+
+
+@pytest.mark.parametrize(
+    "target, stop",
+    [
+        ("step5", "ctrl-c"),
+        ("step5", "terminal-closed"),
+        ("step5", "kill-make"),
+        ("step6", "ctrl-c"),
+        ("step7", "ctrl-c"),
+        ("step8", "ctrl-c"),
+    ],
+)
+def test_make_step_serves_the_chat_and_stopping_it_stops_everything(target, stop):
+    """`make step5` (and the later stages', which store messages too) with no Redis at
+    REDIS_URL starts a private one and serves a chat where two clients talk; Ctrl-C, a
+    closed terminal (SIGHUP) or `kill` (SIGTERM) stops the server and that Redis."""
+    port = free_port()
+    process = start_make(target, port)
     try:
-        deadline = time.monotonic() + 60
-        while not port_in_use(port):
-            assert process.poll() is None, (
-                f"make {target} exited: {process.stdout.read()}"
-            )
-            assert time.monotonic() < deadline, (
-                f"make {target} did not start serving in 60 s"
-            )
-            time.sleep(0.2)
-        server = Endpoint(
-            port
-        )  # the server is make's process; the test only talks to it
-        room = room_name()
-        with chat_socket(server, room) as alice, chat_socket(server, room) as bob:
-            send_message(alice, "hello from the finished chat")
-            expect_message(
-                bob, "hello from the finished chat", "a second tab in the same room"
-            )
+        two_tabs_talk(
+            Endpoint(port)
+        )  # the server is make's child; the test only talks to it
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        STOPS[stop](process)
         output, _ = process.communicate(timeout=30)
     opens = load_course().stage(int(target.removeprefix("step"))).open
     assert f"Open http://127.0.0.1:{port}{opens}" in output
     assert "started a private one" in output and "Stopped the private Redis." in output
-    assert not port_in_use(port), "the server still listens after Ctrl-C"
+    assert not port_in_use(port), "the server still listens once stopped"
+    for redis_port in ports_in(
+        output, r"started a private one at redis://[\d.]+:(\d+)/"
+    ):
+        assert not port_in_use(redis_port), "the private Redis still runs once stopped"
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "terminal-closed"])
+def test_make_step9_serves_through_nginx_over_tls_and_stops_everything(stop):
+    """`make step9 WORKERS=3` serves https:// through nginx in front of three workers
+    (each named in the log with its port), a chat over wss:// works, and stopping make
+    stops nginx, every worker and the private Redis."""
+    port = free_port()
+    process = start_make("step9", port, "WORKERS=3")
+    try:
+        site = Endpoint(port)
+        site.secure = True
+        certificate = REPO / ".workshop" / "step9" / "tls" / "cert.pem"
+        site.client_ssl = ssl.create_default_context(cafile=str(certificate))
+        two_tabs_talk(site)
+        page = site.get("/chat/")
+        assert page.status == 200, (
+            f"https://127.0.0.1:{port}/chat/ answered {page.status}"
+        )
+    finally:
+        STOPS[stop](process)
+        output, _ = process.communicate(timeout=30)
+    assert f"Open https://127.0.0.1:{port}/chat/" in output
+    workers = sorted(set(ports_in(output, r"worker \d \(127\.0\.0\.1:(\d+)\)")))
+    assert len(workers) == 3, f"expected three workers in the log:\n{output}"
+    assert "WSCONNECT /ws/chat/" in output, "no worker logged the sockets it took"
+    assert "Stopped the private Redis." in output
+    for listening in (port, *workers):
+        assert not port_in_use(listening), (
+            f"port {listening} still listens once stopped"
+        )
 
 
 @pytest.mark.parametrize(
-    "target, count", [("step6-test", 8), ("step7-test", 11), ("step8-test", 12)]
+    "target, count",
+    [("step6-test", 8), ("step7-test", 11), ("step8-test", 12), ("step9-test", 12)],
 )
 def test_make_stage_test_runs_the_stage_tests_in_the_sandbox(target, count):
     """`make step6-test` runs stage 6's own tests (`manage.py test chat`) as the grader
