@@ -47,6 +47,7 @@ class Behaviour:
     # A planted mistake (stage 6): the file its code is appended to (consumers, views,
     # settings or asgi); the code is shared_tests/mistakes/<id without "catches_">.py.
     plant: str = ""
+    browser: bool = False  # checked in a real browser (Chromium)
 
     def expected_at(self, stage: int) -> str:
         return self.expect[stage - 1]
