@@ -54,8 +54,9 @@ if [ -z "$python" ]; then
   apt-get update -qq && apt-get install -y -qq python3.11 python3.11-venv >/dev/null
   python=/usr/bin/python3.11
 fi
-# Redis, Chromium and its driver, bubblewrap, Xvfb; CI=true: a missing one fails the build.
-CI=true PYTHON="$python" bash tools/require.sh python redis browser sandbox display
+# Redis, Chromium and its driver, nginx (stage 9), bubblewrap, Xvfb; CI=true: a missing one
+# fails the build.
+CI=true PYTHON="$python" bash tools/require.sh python redis browser nginx sandbox display
 "$python" -m venv .venv
 "$python" tools/pins.py grade > .venv/requirements.txt
 .venv/bin/pip install --quiet --disable-pip-version-check -r .venv/requirements.txt

@@ -54,8 +54,10 @@ jobs:
         with:
           repository: ${{{{ env.WORKSHOP_REPOSITORY }}}}
           path: workshop
-      - name: Install Redis and bubblewrap (Chrome and its driver come with the runner)
-        run: sudo apt-get update -qq && sudo apt-get install -y -qq redis-server bubblewrap xvfb
+      - name: Install Redis, nginx and bubblewrap (Chrome and its driver come with the runner)
+        run: >-
+          sudo apt-get update -qq &&
+          sudo apt-get install -y -qq redis-server nginx bubblewrap xvfb
       - name: Grade the project as stage {stage}
         env:
           CHROME_BIN: /usr/bin/google-chrome
