@@ -30,7 +30,7 @@ SECTION = re.compile(
 FENCE = re.compile(r"^(`{3,})(\w*)\n(.*?)^\1$", re.MULTILINE | re.DOTALL)
 # A file block belongs to the last file name written before it: `name` or <code>name</code>.
 FILE_NAME = re.compile(r"`([^`\s]+)`|<code>([^<\s]+)</code>")
-SECRET_KEY = re.compile(rb"^SECRET_KEY = .*$", re.MULTILINE)
+SECRET_KEY = re.compile(rb"^SECRET_KEY = ['\"]django-insecure-.*$", re.MULTILINE)
 
 
 def build_section(page: str) -> str:

@@ -29,7 +29,8 @@ from tools.pins import pinned_requirements
 PINS = "{pins}"
 SELENIUM = "{selenium}"
 # startproject writes a new random key each time; a student keeps theirs.
-SECRET_KEY = re.compile(r"^SECRET_KEY = .*$", re.MULTILINE)
+# The key startproject draws at random (stage 9 replaces it with one from the environment).
+SECRET_KEY = re.compile(r"^SECRET_KEY = ['\"]django-insecure-.*$", re.MULTILINE)
 
 
 class BuildError(ValueError):
