@@ -125,7 +125,7 @@ classroom: grade-args setup
 		$(if $(REPOSITORY),--repository "$(REPOSITORY)") $(if $(STRICT),--strict)
 
 bench: setup
-	@tools/require.sh redis
+	@tools/require.sh redis nginx
 	@$(PY) -m tools.bench $(if $(QUICK),--quick)
 
 # For a student's own project at stages 4-5: Redis in the foreground until Ctrl-C.

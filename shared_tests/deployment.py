@@ -13,11 +13,10 @@ from shared_tests.servers import Endpoint, Server
 from shared_tests.stage_under_test import StageUnderTest
 from tools.deployment.certificate import self_signed
 from tools.deployment.nginx import NginxProblem, NginxSite, nginx_command, write_config
+from tools.deployment.workers import BEHIND_NGINX
 from tools.net import free_port
 
 WORKERS = 2
-# What the workers run with behind nginx (stage 9's settings read it).
-BEHIND_NGINX = {"DJANGO_HTTPS_ONLY": "1"}
 
 
 class DeploymentProblem(AssertionError):

@@ -1,6 +1,7 @@
-"""The benchmark tool (`make bench`, tools/bench/run.py) in its quickest mode against stage 5: it
-measures real deliveries, it reports loss where a configuration drops messages, and its
-tables render. Speed itself is the benchmark's to report, never asserted here."""
+"""The benchmark tool (`make bench`, tools/bench/run.py) in its quickest mode against stage 5 and
+stage 9 as deployed: it measures real deliveries, it reports loss where a configuration drops
+messages, and its tables render. Speed itself is the benchmark's to report, never asserted
+here."""
 
 import json
 import subprocess
@@ -8,23 +9,35 @@ import sys
 
 import pytest
 
+from shared_tests.conftest import missing_prerequisite
 from tools.bench.report import list_tables, markdown_table
 from tools.course import REPO
+from tools.deployment.nginx import NginxMissing, nginx_program
 
 pytestmark = pytest.mark.repository
 BENCH_TIMEOUT = 120
 
 
+def nginx_missing() -> str | None:
+    try:
+        nginx_program()
+    except NginxMissing as missing:
+        return str(missing)
+    return None
+
+
 @pytest.fixture(scope="module")
 def bench(redis_server, tmp_path_factory):
-    """One quick run: stage 5 paced at two rates, and 50 x 20 bursts on stage 5 as it is
-    and with the tutorial's CONFIG (capacity 100). Returns (results, output folder, stdout).
+    """One quick run: stage 5, and stage 9 as deployed with 2 workers behind nginx (when
+    nginx is here), paced at the lowest rate; and 50 x 20 bursts on stage 5 as it is and with
+    the tutorial's CONFIG (capacity 100). Returns (results, output folder, stdout).
     `redis_server` only makes a missing redis-server skip (or fail in CI) like elsewhere."""
     out = tmp_path_factory.mktemp("bench")
+    variants = "stage5,stage5-tutorial" + ("" if nginx_missing() else ",stage9-2w")
     completed = subprocess.run(
         [
             sys.executable, "-m", "tools.bench", "--quick", "--out", str(out),
-            "--scenarios", "ladder,burst", "--variants", "stage5,stage5-tutorial",
+            "--scenarios", "ladder,burst", "--variants", variants, "--offered", "2000",
         ],
         cwd=REPO,
         capture_output=True,
@@ -59,6 +72,29 @@ def test_stage_5_at_a_low_rate_delivers_everything(bench):
     )
     assert run["abnormal_closes"] == 0, f"sockets closed: {run['close_codes']}"
     assert run["p99_ms"] is not None and run["deliveries_per_s"] > 0
+
+
+def test_stage_9_behind_nginx_delivers_everything(bench):
+    """Stage 9's copy served by two daphne workers behind nginx, the clients on wss://
+    through nginx (trusting its self-signed certificate): at the lowest rate every client
+    receives every message, no socket closes, and nginx's CPU is measured apart."""
+    missing = nginx_missing()
+    if missing:
+        missing_prerequisite(missing)
+    results, _, _ = bench
+    assert results["variants"]["stage9-2w"]["workers"] == 2
+    run = run_of(results, "ladder", "stage9-2w")
+    assert run["delivered"] > 0, f"no message was delivered through nginx: {run}"
+    assert run["lost"] == 0, (
+        f"stage 9 behind nginx lost {run['lost']} of {run['expected']} deliveries "
+        f"at {run['offered_per_s']:.0f}/s offered"
+    )
+    assert run["abnormal_closes"] == 0, (
+        f"sockets closed: {run['close_codes']} {run['connect_failures']}"
+    )
+    assert run["error_frames"] == 0, "stage 9 refused some of the load's messages"
+    assert run["proxy_cpu_s"] is not None, "nginx's CPU was not measured"
+    assert "workers" in list_tables(results), "no stage-9 table for these results"
 
 
 def test_burst_of_50_by_20_loses_nothing_on_stage_5(bench):
@@ -112,7 +148,9 @@ def test_committed_results_render_every_table():
     """The docs' tables come from docs/images/bench/results.json: each renders, and an
     unknown table name says which names exist."""
     names = list_tables()
-    for name in ("sync-vs-async", "slow-handler", "layers", "ceiling", "before-after"):
+    for name in (
+        "sync-vs-async", "slow-handler", "layers", "ceiling", "before-after", "workers",
+    ):  # fmt: skip
         assert name in names, f"the committed results have no {name!r} table"
     for name in names:
         assert markdown_table(name).count("\n") >= 2, f"table {name} has no rows"

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 import time
 from dataclasses import asdict, dataclass
 
+import psutil
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -25,12 +27,13 @@ START_DELAY = 0.3  # seconds between the last socket opening and the first send
 
 @dataclass(frozen=True)
 class LoadSpec:
-    url: str  # ws://host:port/ws/chat/<room>/
+    url: str  # ws://host:port/ws/chat/<room>/ (wss:// behind nginx)
     origin: str
     clients: int
     messages: int  # in all, over all clients
     rate: float | None  # messages per second over all clients; None: a burst
     idle_timeout: float = 3.0  # seconds without a delivery that end the wait for more
+    cafile: str | None = None  # wss://: the server's self-signed certificate, trusted
 
 
 @dataclass
@@ -47,6 +50,30 @@ class Client:
     closed_by_server: int | None = None  # the close code, when the server closed first
 
 
+class MachineCPU:
+    """How many of the machine's cores were busy from a start to the last mark: every
+    process on it (servers, nginx, Redis, this client, and whatever else shares the
+    machine), and how much the hypervisor gave to other machines (steal)."""
+
+    BUSY = ("user", "nice", "system", "irq", "softirq")  # guest time is inside user
+
+    def __init__(self):
+        self.start()
+
+    def start(self) -> None:
+        self.first = self.last = (time.monotonic(), psutil.cpu_times())
+
+    def mark(self) -> None:
+        self.last = (time.monotonic(), psutil.cpu_times())
+
+    def cores(self, fields: tuple[str, ...]) -> float | None:
+        (started, before), (ended, after) = self.first, self.last
+        if ended <= started:
+            return None
+        spent = sum(getattr(after, f, 0) - getattr(before, f, 0) for f in fields)
+        return round(spent / (ended - started), 2)
+
+
 class Run:
     def __init__(self, spec: LoadSpec):
         self.spec = spec
@@ -59,10 +86,16 @@ class Run:
         self.first_send = self.last_send = self.last_delivery = 0.0
         self.connect_failures: list[str] = []
         self.closing = False  # set once we close the sockets ourselves
+        self.machine = MachineCPU()  # from the first send to the last delivery seen
 
     # -- sockets ------------------------------------------------------------------------
     async def open_all(self) -> None:
         limit = asyncio.Semaphore(CONNECTS_AT_ONCE)
+        tls = (
+            ssl.create_default_context(cafile=self.spec.cafile)
+            if self.spec.cafile
+            else None
+        )
 
         async def open_one(client: Client) -> None:
             async with limit:
@@ -70,6 +103,7 @@ class Run:
                     client.socket = await connect(
                         self.spec.url,
                         origin=self.spec.origin,
+                        ssl=tls,
                         open_timeout=30,
                         max_size=None,
                         compression=None,  # daphne does not deflate either
@@ -109,9 +143,11 @@ class Run:
         try:
             async for frame in client.socket:
                 now = time.monotonic()
-                message = json.loads(frame).get("message")
-                if message is None:
-                    client.errors += 1
+                data = json.loads(frame)
+                message = data.get("message")
+                if message is None:  # not a chat message
+                    if "error" in data:  # others (stage 8's {"presence": ...}) are fine
+                        client.errors += 1
                     continue
                 number, sent_at = message.split(" ")
                 number = int(number)
@@ -134,9 +170,11 @@ class Run:
         while self.delivered < expected:
             if self.delivered != last_count:
                 last_count, last_progress = self.delivered, time.monotonic()
+                self.machine.mark()
             elif time.monotonic() - last_progress > self.spec.idle_timeout:
                 return
             await asyncio.sleep(0.05)
+        self.machine.mark()  # everything arrived
 
     async def run(self) -> dict:
         await self.open_all()
@@ -146,6 +184,7 @@ class Run:
             START_DELAY
         )  # let the server settle after the connection storm
         cpu_before = time.process_time()
+        self.machine.start()
         self.first_send = time.monotonic()
         await asyncio.gather(*(self.send_from(c) for c in live))
         sent = sum(c.sent for c in live)
@@ -184,6 +223,8 @@ class Run:
             **percentiles_ms(self.latencies),
             "send_lag_ms": round(self.send_lag * 1e3, 1),
             "client_cpu_s": round(cpu, 3),
+            "machine_busy_cores": self.machine.cores(MachineCPU.BUSY),
+            "machine_steal_cores": self.machine.cores(("steal",)),
         }
 
 

@@ -1,5 +1,6 @@
 """What `make bench` measures: the server variants and, in order, every run of every
-scenario, for a full run (under 5 minutes on 2 cores) and a quick one (under 1 minute).
+scenario, for a full run (about 6 minutes on 2 cores, of which stage 9's 35 runs behind nginx
+take about 80 s) and a quick one (about 1 minute, 5 s of it stage 9's).
 
 Runs of different variants at the same load follow each other (and take turns going first)
 so that the machine's noise falls on all of them alike and their ratios stay fair.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from tools.bench.report import GOAL
+from tools.bench.report import DEPLOYED, GOAL  # stage 9 with 1, 2 and 3 workers
 from tools.bench.servers import Variant
 
 SLOW_SECONDS = 0.05  # the slow handler's work per message
@@ -20,6 +21,13 @@ def _variant(
     name: str, label: str, stage: int | None, bench_asgi=False, **env
 ) -> Variant:
     return Variant(name, label, stage, tuple(env.items()), bench_asgi)
+
+
+def _deployed(workers: int) -> Variant:
+    """Stage 9 as `make step9 WORKERS=n` serves it: production settings (DEBUG off, its own
+    channel layer), n daphne workers behind nginx, the clients on wss:// through nginx."""
+    label = f"stage 9, {workers} worker{'s' if workers > 1 else ''} behind nginx"
+    return Variant(f"stage9-{workers}w", label, 9, workers=workers)
 
 
 VARIANTS = {
@@ -81,6 +89,7 @@ VARIANTS = {
             True,
             BENCH_WHAT_IF="no-db-close",
         ),
+        *(_deployed(workers) for workers in (1, 2, 3)),
     )
 }
 
@@ -155,9 +164,12 @@ FULL = Scale(
     ladders={
         10: (2000, 4000, 6000, 8000),
         50: (2000, 4000, 6000, 8000, 12000, 16000, 24000),
-        200: (2000, 4000, 6000),
+        200: (2000, 4000, 6000, 8000),
     },
-    ladder_variants={50: LAYER_AND_CEILING + STORING},
+    ladder_variants={
+        50: LAYER_AND_CEILING + STORING + DEPLOYED,
+        200: ("stage4", "stage5", *DEPLOYED),
+    },
     seconds=2.5,
     idle=3.0,
     slow=(20, 10),
@@ -166,7 +178,7 @@ FULL = Scale(
     profile_seconds=6,
     target_variants=(
         "stage5-tutorial", "stage5", "stage5-gc-freeze", "stage5-no-db-close",
-        "stage4-tutorial", "stage4", *STORING,
+        "stage4-tutorial", "stage4", *STORING, "stage9-2w",
     ),
     burst_variants=(
         "stage4", "stage5", "stage4-tutorial", "stage5-tutorial", "stage5-expiry",
@@ -176,6 +188,7 @@ FULL = Scale(
 QUICK = replace(
     FULL,
     ladders={50: (2000, 6000)},
+    ladder_variants={50: LAYER_AND_CEILING + STORING + ("stage9-2w",)},
     seconds=1.2,
     idle=1.5,
     slow=(10, 4),
@@ -214,11 +227,22 @@ def plan(scale: Scale) -> list[Step]:
     return steps
 
 
-def select(steps: list[Step], scenarios: set[str], variants: set[str]) -> list[Step]:
-    """The steps of these scenarios on these variants (an empty set: all of them)."""
+def select(
+    steps: list[Step],
+    scenarios: set[str],
+    variants: set[str],
+    offered: set[int] | None = None,
+) -> list[Step]:
+    """The steps of these scenarios on these variants, the ladder's only at these offered
+    loads (an empty set or None: all of them)."""
     return [
         step
         for step in steps
         if (not scenarios or step.scenario in scenarios)
         and (not variants or step.variant in variants)
+        and (
+            not offered
+            or step.scenario != "ladder"
+            or round(step.load.offered or 0) in offered
+        )
     ]

@@ -28,6 +28,10 @@ class Goal:
 
 GOAL = Goal()
 NONE = "–"
+# Stage 9 as deployed (tools/bench/plan.py), and what issue 13 asks of it: at the goal's crowd,
+# hold at least this many times the load stage 5 holds (p99 under GOAL.p99_ms, nothing lost).
+DEPLOYED = ("stage9-1w", "stage9-2w", "stage9-3w")
+DEPLOYED_FACTOR = 2
 
 
 def load_results(path: Path = RESULTS) -> dict:
@@ -92,6 +96,42 @@ def mark(flag: bool) -> str:
     return "✓" if flag else "✗"
 
 
+def ratio(value: float | None, base: float | None) -> float | None:
+    return round(value / base, 2) if value and base else None
+
+
+def per_delivery(run: dict, key: str) -> float | None:
+    """CPU microseconds per delivery of one process group (key: its CPU seconds)."""
+    seconds = run.get(key)
+    return (
+        seconds * 1e6 / run["delivered"]
+        if seconds is not None and run["delivered"]
+        else None
+    )
+
+
+def ladder_by_crowd(results: dict, variants: tuple[str, ...]) -> dict:
+    """(variant, clients) -> that variant's ladder runs at that crowd size."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for run in runs_of(results, "ladder", variants):
+        groups.setdefault((run["variant"], run["clients"]), []).append(run)
+    return groups
+
+
+def held(runs: list[dict]) -> dict | None:
+    """The run at the highest offered load sustained (see sustained()), if any."""
+    return max(
+        (r for r in runs if sustained(r)),
+        key=lambda r: r["offered_per_s"],
+        default=None,
+    )
+
+
+def busiest(runs: list[dict]) -> dict:
+    """The run that delivered the most per second."""
+    return max(runs, key=lambda r: r["deliveries_per_s"])
+
+
 # ------------------------------------------------------------------------------- tables
 def side_by_side(
     results: dict, variants: dict[str, str], clients: int | None = None
@@ -143,6 +183,75 @@ def storing(results: dict) -> str:
     )
 
 
+def workers(results: dict) -> str:
+    """Stage 9 as deployed (1, 2, 3 workers behind nginx) next to stage 5, per crowd: the
+    highest load held and the most delivered, each also as a ratio to stage 5's in the same
+    run; in the run that delivered the most, the CPU each delivery cost (the daphne workers
+    together, nginx, Redis) and how many of the machine's cores were busy (everything on it,
+    the load client too) from the first message sent to the last one delivered."""
+    names = ("stage5", *DEPLOYED)
+    groups = ladder_by_crowd(results, names)
+    rows = []
+    for clients in sorted({c for name, c in groups if name in DEPLOYED}):
+        base = groups.get(("stage5", clients))
+        base_held = held(base) if base else None
+        base_max = busiest(base)["deliveries_per_s"] if base else None
+        for name in names:
+            runs = groups.get((name, clients))
+            if not runs:
+                continue
+            best, most = held(runs), busiest(runs)
+            rows.append(
+                [
+                    label(results, name), clients,
+                    best["offered_per_s"] if best else NONE,
+                    ratio(best and best["offered_per_s"],
+                          base_held and base_held["offered_per_s"]),
+                    most["deliveries_per_s"], ratio(most["deliveries_per_s"], base_max),
+                    cpu_per_delivery(most), per_delivery(most, "proxy_cpu_s"),
+                    per_delivery(most, "redis_cpu_s"), most.get("machine_busy_cores"),
+                ]
+            )  # fmt: skip
+    heads = [
+        "server", "C", f"held offered/s (p99<{GOAL.p99_ms:.0f} ms, 0 lost)",
+        "held, × stage 5", "max deliveries/s", "max, × stage 5",
+        "CPU µs/delivery: daphne", "nginx", "Redis", "busy cores",
+    ]  # fmt: skip
+    return table(heads, rows)
+
+
+def workers_ladder(results: dict) -> str:
+    """Every ladder run of stage 5 and stage 9 as deployed, the runs at one load next to
+    each other, with each one's deliveries as a ratio to stage 5's at that load."""
+    names = ("stage5", *DEPLOYED)
+    order = {name: i for i, name in enumerate(names)}
+    crowds = {r["clients"] for r in runs_of(results, "ladder", DEPLOYED)}
+    runs = sorted(
+        (r for r in runs_of(results, "ladder", names) if r["clients"] in crowds),
+        key=lambda r: (r["clients"], r["offered_per_s"], order[r["variant"]]),
+    )
+    base = {
+        (r["clients"], r["offered_per_s"]): r["deliveries_per_s"]
+        for r in runs
+        if r["variant"] == "stage5"
+    }
+    rows = [
+        [
+            r["clients"], r["offered_per_s"], label(results, r["variant"]),
+            r["deliveries_per_s"], r["p50_ms"], r["p99_ms"], r["lost"],
+            cpu_per_delivery(r), per_delivery(r, "proxy_cpu_s"),
+            r.get("machine_busy_cores"),
+            ratio(r["deliveries_per_s"], base.get((r["clients"], r["offered_per_s"]))),
+        ]
+        for r in runs
+    ]  # fmt: skip
+    heads = [
+        "C", "offered/s", "server", "deliveries/s", "p50 ms", "p99 ms", "lost",
+        "CPU µs/delivery: daphne", "nginx", "busy cores", "deliveries, × stage 5",
+    ]  # fmt: skip
+    return table(heads, rows)
+
+
 def long_ladder(results: dict, variants: tuple[str, ...]) -> str:
     runs = [
         r for r in runs_of(results, "ladder", variants) if r["clients"] == GOAL.clients
@@ -173,13 +282,10 @@ def ceiling(results: dict) -> str:
 
 def best_sustained(results: dict) -> str:
     """Per server and crowd: the highest offered load held, and the most ever delivered."""
-    groups: dict[tuple[str, int], list[dict]] = {}
-    for run in runs_of(results, "ladder"):
-        groups.setdefault((run["variant"], run["clients"]), []).append(run)
+    groups = ladder_by_crowd(results, ())
     rows = []
     for (variant, clients), runs in sorted(groups.items(), key=lambda g: g[0][1]):
-        held = [r for r in runs if sustained(r)]
-        best = max(held, key=lambda r: r["offered_per_s"], default=None)
+        best = held(runs)
         rows.append(
             [
                 label(results, variant),
@@ -311,6 +417,40 @@ def target_verdict(results: dict) -> dict | None:
     }
 
 
+def deployed_verdict(results: dict) -> dict | None:
+    """Whether stage 9 as deployed held DEPLOYED_FACTOR times the load stage 5 held, at the
+    goal's crowd, in the same run's ladder (p99 under GOAL.p99_ms, nothing lost)."""
+    groups = ladder_by_crowd(results, ("stage5", *DEPLOYED))
+    base_runs = groups.get(("stage5", GOAL.clients))
+    deployed = {
+        n: groups[(n, GOAL.clients)] for n in DEPLOYED if (n, GOAL.clients) in groups
+    }
+    if not base_runs or not deployed:
+        return None
+    base = held(base_runs)
+    base_rate = base["offered_per_s"] if base else None
+    found = {}
+    for name, runs in deployed.items():
+        best = held(runs)
+        rate = best["offered_per_s"] if best else None
+        found[name] = {
+            "held_offered_per_s": rate,
+            "held_ratio": ratio(rate, base_rate),
+            "max_ratio": ratio(
+                busiest(runs)["deliveries_per_s"],
+                busiest(base_runs)["deliveries_per_s"],
+            ),
+        }
+    return {
+        "clients": GOAL.clients,
+        "factor": DEPLOYED_FACTOR,
+        "stage5_held_offered_per_s": base_rate,
+        "variants": found,
+        "met": bool(base_rate)
+        and any((v["held_ratio"] or 0) >= DEPLOYED_FACTOR for v in found.values()),
+    }
+
+
 # name: (what renders it, the runs it needs: scenario and variants; None: the profile)
 TABLES: dict[str, tuple[Callable[[dict], str], tuple | None]] = {
     "machine": (machine, ("meta",)),
@@ -320,6 +460,8 @@ TABLES: dict[str, tuple[Callable[[dict], str], tuple | None]] = {
     "layers": (layers, ("ladder", ("stage5-pubsub", "stage5-memory"))),
     "ceiling": (ceiling, ("ladder", ("ceiling",))),
     "storing": (storing, ("ladder", ("stage7",))),
+    "workers": (workers, ("ladder", DEPLOYED)),
+    "workers-ladder": (workers_ladder, ("ladder", DEPLOYED)),
     "before-after": (before_after, ("before-after",)),
     "burst": (burst, ("burst",)),
     "profile": (profile, None),

@@ -23,8 +23,13 @@ from tools.bench.facts import load_average, machine_facts, redis_cpu_seconds
 from tools.bench.load import LoadSpec, spec_to_json
 from tools.bench.plan import FULL, QUICK, SCENARIOS, VARIANTS, Step, plan, select
 from tools.bench.profile import ProfilerMissing, finish_sampling, start_sampling
-from tools.bench.report import list_tables, markdown_table, target_verdict
-from tools.bench.servers import BenchServers, Meter, ServerGone, live_pid
+from tools.bench.report import (
+    deployed_verdict,
+    list_tables,
+    markdown_table,
+    target_verdict,
+)
+from tools.bench.servers import BenchServers, Meter, ServerGone, live_pids
 from tools.course import REPO
 from tools.redis_server import PrivateRedis, RedisMissing
 
@@ -52,8 +57,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="",
         help=f"comma-separated subset of: {', '.join(VARIANTS)} (default: all)",
     )
+    parser.add_argument(
+        "--offered",
+        default="",
+        help="comma-separated offered deliveries/s: run the ladder only at these "
+        "(default: at all of the mode's)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     args = parser.parse_args(argv)
+    try:
+        args.offered = {int(rate) for rate in args.offered.split(",") if rate.strip()}
+    except ValueError:
+        parser.error(f"--offered takes whole numbers, not {args.offered!r}")
     args.scenarios = names_in(parser, args.scenarios, SCENARIOS, "scenario")
     args.variants = names_in(parser, args.variants, tuple(VARIANTS), "variant")
     args.out = args.out or (QUICK_OUT if args.quick else OUT)
@@ -122,13 +137,15 @@ class Bench:
             messages=load.messages,
             rate=load.rate,
             idle_timeout=load.idle_timeout,
+            cafile=str(server.certificate) if server.secure else None,
         )
 
     def measure(self, step: Step) -> dict:
-        """One run of the load client against the step's server, with the server's costs."""
-        pid = live_pid(self.servers.servers[step.variant], step.variant)
+        """One run of the load client against the step's server, with the server's costs
+        (its workers' together; nginx's apart)."""
+        pids, proxy_pids = live_pids(self.servers.servers[step.variant], step.variant)
         load_before, redis_before = load_average(), redis_cpu_seconds(self.redis_url)
-        with Meter(pid) as meter:
+        with Meter(pids) as meter, Meter(proxy_pids) as proxy:
             client = subprocess.Popen(
                 [*LOAD_CLIENT, spec_to_json(self.spec(step))],
                 cwd=REPO,
@@ -137,7 +154,7 @@ class Bench:
                 text=True,
             )
             if step.scenario == "profile":
-                self.profile_during(pid, step)
+                self.profile_during(pids[0], step)
             try:
                 stdout, stderr = client.communicate(timeout=LOAD_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -154,6 +171,7 @@ class Bench:
             repeat=step.repeat,
             server_cpu_s=meter.cpu_s,
             server_peak_rss_mb=meter.peak_rss_mb,
+            proxy_cpu_s=proxy.cpu_s if proxy_pids else None,
             redis_cpu_s=round(redis_cpu_seconds(self.redis_url) - redis_before, 3),
             load_average=load_before,
         )
@@ -197,9 +215,13 @@ class Bench:
 
 
 def run_bench(args: argparse.Namespace) -> dict:
-    steps = select(plan(QUICK if args.quick else FULL), args.scenarios, args.variants)
+    steps = select(
+        plan(QUICK if args.quick else FULL), args.scenarios, args.variants, args.offered
+    )
     if not steps:
-        raise SystemExit("Nothing to run: none of those scenarios uses those variants.")
+        raise SystemExit(
+            "Nothing to run: none of those scenarios uses those variants (at those loads)."
+        )
     names = list(dict.fromkeys(step.variant for step in steps))
     progress = Progress(len(steps))
     started = time.monotonic()
@@ -227,7 +249,24 @@ def run_bench(args: argparse.Namespace) -> dict:
     )
     results.update(runs=bench.runs, errors=bench.errors, profile=bench.profile)
     results["target"] = target_verdict(results)
+    results["target_deployed"] = deployed_verdict(results)
     return results
+
+
+def deployed_summary(verdict: dict) -> str:
+    """One line: did stage 9 hold `factor` times the load stage 5 held, and each worker
+    count's ratios to stage 5 in this run (the load held, the most delivered)."""
+    each = ", ".join(
+        f"{name} held x{found['held_ratio'] or 0:g} and delivered at most "
+        f"x{found['max_ratio'] or 0:g}"
+        for name, found in verdict["variants"].items()
+    )
+    base = verdict["stage5_held_offered_per_s"]
+    return (
+        f"Stage 9 vs stage 5 at C={verdict['clients']}: {each}; the target "
+        f"({verdict['factor']}x the {base or 0:.0f}/s stage 5 held) is "
+        f"{'met' if verdict['met'] else 'NOT met'}."
+    )
 
 
 def write_outputs(results: dict, out: Path, plots: bool) -> None:
@@ -250,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(results, args.out, plots=not args.no_plots)
     for name in list_tables(results):
         print(f"\n### {name}\n\n{markdown_table(name, results)}")
+    if results["target_deployed"] and not (args.quick or args.offered):
+        print("\n" + deployed_summary(results["target_deployed"]))
     for error in results["errors"]:
         print(f"\nfailed: {error['scenario']} on {error['variant']}: {error['error']}")
     print(f"\nWrote {args.out / 'results.json'} in {results['meta']['seconds']} s.")

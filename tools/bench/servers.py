@@ -1,6 +1,7 @@
 """The servers the benchmark measures: stage copies served by daphne in the variants it
-compares (channel layer, layer CONFIG, slow handler), and the raw `websockets` ceiling; plus
-what a server costs while a load runs (CPU seconds, peak memory)."""
+compares (channel layer, layer CONFIG, slow handler), stage 9 as deployed (daphne workers behind
+nginx over TLS, tools/deployment/), and the raw `websockets` ceiling; plus what a server costs
+while a load runs (CPU seconds, peak memory)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from pathlib import Path
 
 import psutil
 
-from shared_tests.servers import Server, ServerFailed, daphne_command
+from shared_tests.servers import Endpoint, Server, ServerFailed, daphne_command
 from tools.course import REPO, load_course
+from tools.deployment.certificate import TLSFiles, self_signed
+from tools.deployment.nginx import NginxProblem, NginxSite, nginx_command, write_config
+from tools.deployment.workers import BEHIND_NGINX, distinct_free_ports, worker_command
 from tools.grading.project import Project, find_project, load_failure
 from tools.grading.sandbox import NO_SANDBOX
 from tools.net import free_port
@@ -45,9 +49,11 @@ class Variant:
     stage: int | None  # None: the raw `websockets` server (tools/bench/ceiling.py)
     env: tuple[tuple[str, str], ...] = ()  # BENCH_* variables for bench_settings/asgi
     bench_asgi: bool = False  # serve tools/overlay/bench_asgi.py, not the stage's app
+    workers: int = 0  # > 0: as deployed, that many daphne workers behind nginx over TLS
 
     def describe(self) -> dict:
-        return {"label": self.label, "stage": self.stage, "env": dict(self.env)}
+        described = {"label": self.label, "stage": self.stage, "env": dict(self.env)}
+        return described | ({"workers": self.workers} if self.workers else {})
 
 
 @dataclass(frozen=True)
@@ -62,30 +68,60 @@ class BenchProject(Project):
         return env
 
 
+class Deployment(Endpoint):
+    """A stage as deployed: nginx on `port` (https://, wss://) in front of daphne workers.
+    Its certificate is self-signed: the load client trusts it as its CA file."""
+
+    secure = True
+
+    def __init__(self, port: int, certificate: Path):
+        self.port = port
+        self.certificate = certificate
+        self.workers: list[Server] = []
+        self.nginx: Server | None = None
+
+    def stop(self) -> None:
+        for server in [*self.workers, *([self.nginx] if self.nginx else [])]:
+            server.stop()
+
+
 class BenchServers:
     """Copies the stages once, starts every variant (a few at a time), stops them all."""
 
     def __init__(self, workdir: Path, redis_url: str):
         self.workdir = workdir
         self.redis_url = redis_url
-        self.servers: dict[str, Server] = {}
+        self.servers: dict[str, Server | Deployment] = {}
         self.facts: dict[int, dict] = {}  # what loading each stage copy revealed
         self._copies: dict[int, Project] = {}
+        self._tls: TLSFiles | None = None
 
     def copy_of(self, stage: int) -> Project:
         if stage not in self._copies:
             source = find_project(load_course().stage(stage).path)
             copy = source.copy_to(self.workdir / f"stage{stage}")
-            facts = copy.probe()
+            # A stage that stores every message needs its tables; a deployed one, the
+            # static files nginx serves (as `make step9` prepares them). Each is a Django
+            # start-up of its own: they run while the probe loads the project.
+            commands = ["migrate"] if load_course().stage(stage).migrate else []
+            if load_course().stage(stage).deploy:
+                commands.append("collectstatic")
+            with ThreadPoolExecutor(max_workers=1 + len(commands)) as pool:
+                probing = pool.submit(copy.probe)
+                failures = pool.map(
+                    lambda command: copy.manage(
+                        [command, "--noinput", "-v", "0"], NO_SANDBOX
+                    ),
+                    commands,
+                )
+                facts, failures = probing.result(), list(failures)
             failure = load_failure(facts)
             if failure:
                 raise ServerFailed(f"stage {stage}: {failure}")
-            # A stage that stores every message needs its tables.
-            if load_course().stage(stage).migrate:
-                failure = copy.manage(["migrate", "--noinput", "-v", "0"], NO_SANDBOX)
+            for command, failure in zip(commands, failures, strict=True):
                 if failure:
                     raise ServerFailed(
-                        f"stage {stage}: `manage.py migrate` failed: {failure}"
+                        f"stage {stage}: `manage.py {command}` failed: {failure}"
                     )
             self._copies[stage], self.facts[stage] = copy, facts
         return self._copies[stage]
@@ -96,19 +132,70 @@ class BenchServers:
             ceiling = [sys.executable, "-m", "tools.bench.ceiling", "--port", str(port)]
             return Project(REPO, settings_module=""), ceiling
         copy = self.copy_of(variant.stage)
-        project = BenchProject(copy.root, copy.settings_module, variant.env)
+        env = variant.env + (tuple(BEHIND_NGINX.items()) if variant.workers else ())
+        project = BenchProject(copy.root, copy.settings_module, env)
         target = (
             "bench_asgi:application"
             if variant.bench_asgi
             else copy.asgi_target(self.facts[variant.stage].get("asgi_application"))
         )
+        if variant.workers:
+            return project, worker_command(port, target)
         return project, daphne_command(target, port)
 
+    def tls(self) -> TLSFiles:
+        """One self-signed certificate for every deployment of the run."""
+        if self._tls is None:
+            self._tls = self_signed(self.workdir / "tls")
+        return self._tls
+
+    def deploy(self, variant: Variant) -> Deployment:
+        """nginx (the stage's own deploy/nginx.conf.template) in front of variant.workers
+        daphne workers, as `make step9` serves it; every process started is in the result,
+        so stopping it stops them (also when one fails to start)."""
+        nginx_port, *worker_ports = distinct_free_ports(variant.workers + 1)
+        copy = self.copy_of(variant.stage)
+        site = NginxSite(
+            run_dir=self.workdir / f"{variant.name}-nginx",
+            port=nginx_port,
+            worker_ports=tuple(worker_ports),
+            tls=self.tls(),
+            static_root=copy.root / self.facts[variant.stage].get("static_root", ""),
+        )
+        try:  # before any worker starts: no nginx, no deployment
+            nginx = nginx_command(write_config(copy.root, site))
+        except NginxProblem as problem:
+            raise ServerFailed(str(problem)) from None
+        deployment = Deployment(nginx_port, site.tls.certificate)
+        self.servers[variant.name] = deployment  # stop_all() stops what started
+        for number, port in enumerate(worker_ports, 1):
+            project, command = self.command(variant, port)
+            log = self.workdir / f"{variant.name}-worker{number}.log"
+            deployment.workers.append(
+                Server(project, command, port, log, self.redis_url)
+            )
+        with ThreadPoolExecutor(max_workers=variant.workers) as pool:
+            list(pool.map(Server.start, deployment.workers))  # raises the first failure
+        log = self.workdir / f"{variant.name}-nginx.log"
+        deployment.nginx = Server(project, nginx, nginx_port, log, self.redis_url)
+        deployment.nginx.start()
+        return deployment
+
     def start(self, variants: list[Variant]) -> None:
-        for stage in sorted({v.stage for v in variants if v.stage is not None}):
-            self.copy_of(stage)  # copy and probe once, before the parallel starts
+        # Copy and probe each stage once, before the servers start.
+        stages = sorted({v.stage for v in variants if v.stage is not None})
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(self.copy_of, stages))  # raises the first failure
+        if any(variant.workers for variant in variants):
+            self.tls()  # once, before deployments start side by side
 
         def start_one(variant: Variant) -> None:
+            if variant.workers:
+                try:
+                    self.deploy(variant)
+                except ServerFailed as failure:
+                    raise ServerFailed(f"{variant.label}: {failure}") from None
+                return
             port = free_port()
             project, command = self.command(variant, port)
             log = self.workdir / f"{variant.name}.log"
@@ -157,24 +244,37 @@ def live_pid(server: Server, name: str) -> int:
     return server.pid
 
 
-class Meter:
-    """CPU seconds and peak resident memory of one process while a `with` block runs."""
+def live_pids(server: Server | Deployment, name: str) -> tuple[list[int], list[int]]:
+    """The Python server processes (daphne, one per worker, or the ceiling) and the proxy's
+    (nginx: none without one); ServerGone if one has exited."""
+    if isinstance(server, Deployment):
+        workers = [live_pid(worker, name) for worker in server.workers]
+        return workers, [live_pid(server.nginx, name)]
+    return [live_pid(server, name)], []
 
-    def __init__(self, pid: int):
-        self.process = psutil.Process(pid)
+
+class Meter:
+    """CPU seconds and peak resident memory of some processes (their children included:
+    nginx's work is done by its worker process) while a `with` block runs."""
+
+    def __init__(self, pids: list[int]):
+        parents = [psutil.Process(pid) for pid in pids]
+        self.processes = [
+            *parents,
+            *(child for parent in parents for child in parent.children(recursive=True)),
+        ]
         self.cpu_s = 0.0
         self.peak_rss_mb = 0.0
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample_rss, daemon=True)
 
     def _cpu(self) -> float:
-        times = self.process.cpu_times()
-        return times.user + times.system
+        return sum(sum(p.cpu_times()[:2]) for p in self.processes)  # user + system
 
     def _sample_rss(self) -> None:
         while True:
             try:
-                rss = self.process.memory_info().rss / 2**20
+                rss = sum(p.memory_info().rss for p in self.processes) / 2**20
             except psutil.Error:
                 return  # the process exited: __exit__ says so
             self.peak_rss_mb = max(self.peak_rss_mb, round(rss, 1))

@@ -21,7 +21,8 @@ from pathlib import Path
 from tools.course import REPO, Stage
 from tools.deployment.certificate import TLSFiles, self_signed
 from tools.deployment.nginx import NginxSite, nginx_command, write_config
-from tools.net import HOST, free_port, port_in_use
+from tools.deployment.workers import BEHIND_NGINX, distinct_free_ports, worker_command
+from tools.net import HOST, port_in_use
 
 STARTUP_SECONDS = 30  # how long a worker may take to listen
 CERTIFICATE_DAYS = 365
@@ -55,7 +56,8 @@ def deployment_environment(stage: Stage, redis_url: str) -> dict[str, str]:
     them; a DJANGO_* variable you set yourself wins."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", REDIS_URL=redis_url)
     env.setdefault("DJANGO_SECRET_KEY", secret_key(state_dir(stage)))
-    env.setdefault("DJANGO_HTTPS_ONLY", "1")
+    for name, value in BEHIND_NGINX.items():
+        env.setdefault(name, value)
     env.pop("DJANGO_DEBUG", None)
     return env
 
@@ -67,15 +69,6 @@ def manage(stage: Stage, env: dict[str, str], *arguments: str) -> None:
         env=env,
         check=True,
     )
-
-
-def distinct_free_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def relay(stream, label: str) -> None:
@@ -158,11 +151,7 @@ def serve_deployment(stage: Stage, port: int, redis_url: str, workers: int) -> i
         processes = {}
         for number, worker_port in enumerate(worker_ports, 1):
             label = f"worker {number} ({HOST}:{worker_port})"
-            daphne = [sys.executable, "-m", "daphne", "--proxy-headers"]
-            command = [*daphne, "-b", HOST, "-p", str(worker_port)]
-            process = start(
-                [*command, "mysite.asgi:application"], label, stage.path, env
-            )
+            process = start(worker_command(worker_port), label, stage.path, env)
             running.callback(stop, process)
             processes[label] = process
         for (label, process), worker_port in zip(
