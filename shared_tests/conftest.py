@@ -434,7 +434,6 @@ def deployments(request, stages_under_test):
                 missing_prerequisite(str(missing))
             deployment = Deployment(stages_under_test(number))
             cache[number] = deployment
-            deployment.failure = None
             try:
                 deployment.start()
             except AssertionError as failure:

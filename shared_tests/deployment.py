@@ -33,6 +33,7 @@ class Deployment(Endpoint):
         self.workers: list[Server] = []
         self.nginx: Server | None = None
         self.idle_worker: Server | None = None  # the worker of the idle test's socket
+        self.failure: AssertionError | None = None  # why it could not start
         self.port = free_port()
 
     # -- life cycle -------------------------------------------------------------------------

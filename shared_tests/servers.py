@@ -19,6 +19,7 @@ from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
 
 import tools.executors  # noqa: F401 - turns off mirakuru's killing at exit
 from tools.deployment.certificate import TLSFiles
+from tools.deployment.workers import worker_command
 from tools.grading.project import Project
 from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
 from tools.net import HOST, free_port
@@ -46,9 +47,9 @@ def daphne_command(
     """Serve `target` (module:attribute) with daphne on `port` (over TLS with `tls`: daphne
     then takes a Twisted endpoint string; behind a proxy whose X-Forwarded-* headers it
     believes with `proxy_headers`)."""
+    if proxy_headers:  # a worker behind nginx, as `make step9` starts one
+        return worker_command(port, target)
     daphne = [sys.executable, "-m", "daphne"]
-    if proxy_headers:
-        daphne.append("--proxy-headers")
     if tls is None:
         return [*daphne, "-b", HOST, "-p", str(port), target]
     endpoint = f"ssl:port={port}:interface={HOST}:privateKey={tls.key}:certKey={tls.certificate}"

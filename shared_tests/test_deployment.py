@@ -23,12 +23,12 @@ from shared_tests.chat_client import (
     send_message,
 )
 from shared_tests.deployment import Deployment
+from shared_tests.test_browser_reconnect import wait_until_back
 from shared_tests.test_browser_room import close_windows, open_room, type_message
 from shared_tests.test_presence import wait_for_presence
 from shared_tests.visitor import named_visitor, unique_name
 
 IDLE_PAST = 65  # seconds: longer than nginx's default proxy_read_timeout (60 s)
-BACK_WITHIN = 5  # seconds from a worker's death to its page being online on another
 
 
 def one_socket_per_worker(deployment: Deployment, room: str, cookies=()):
@@ -176,18 +176,7 @@ def test_a_killed_workers_page_comes_back_on_the_other_and_loses_nothing(
             "the page's socket stayed open although its worker was killed",
         )
         type_message(browser, handle, "typed during the outage")
-        wait_until(
-            browser,
-            lambda d: (
-                d.execute_script(
-                    "return window.__sockets.filter(s => s.readyState === 1).length"
-                )
-                == 1
-            ),
-            f"the page did not reconnect through nginx within {BACK_WITHIN} s of its "
-            "worker's death",
-            timeout=BACK_WITHIN,
-        )
+        wait_until_back(browser, "its worker's death (through nginx)")
         wait_until(
             browser,
             lambda d: "while you were away" in (chat_log_text(d) or ""),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tools.course import Stage, load_course
 from tools.deployment.nginx import NginxProblem
-from tools.deployment.serve import serve_deployment, stop
+from tools.deployment.serve import manage, serve_deployment, stop
 from tools.net import HOST, port_in_use
 from tools.redis_server import PrivateRedis, redis_answers
 
@@ -56,21 +56,17 @@ def serve(stage: Stage, port: int, redis_url: str | None) -> int:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     if redis_url:
         env["REDIS_URL"] = redis_url
-    manage = [sys.executable, "manage.py"]
     # The admin needs its tables; migrate is quick and quiet when there is nothing to do.
-    subprocess.run(
-        [*manage, "migrate", "--noinput", "-v", "0"],
-        cwd=stage.path,
-        env=env,
-        check=True,
-    )
+    manage(stage, env, "migrate")
     print(f"\nStage {stage.number}: {stage.title}")
     print(
         f"Open http://{HOST}:{port}{stage.open}  (Ctrl-C stops the server)\n",
         flush=True,
     )
     server = subprocess.Popen(
-        [*manage, "runserver", f"{HOST}:{port}"], cwd=stage.path, env=env
+        [sys.executable, "manage.py", "runserver", f"{HOST}:{port}"],
+        cwd=stage.path,
+        env=env,
     )
     try:
         return server.wait()

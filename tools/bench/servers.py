@@ -19,7 +19,7 @@ from shared_tests.servers import Endpoint, Server, ServerFailed, daphne_command
 from tools.course import REPO, load_course
 from tools.deployment.certificate import TLSFiles, self_signed
 from tools.deployment.nginx import NginxProblem, NginxSite, nginx_command, write_config
-from tools.deployment.workers import BEHIND_NGINX, distinct_free_ports, worker_command
+from tools.deployment.workers import BEHIND_NGINX, distinct_free_ports
 from tools.grading.project import Project, find_project, load_failure
 from tools.grading.sandbox import NO_SANDBOX
 from tools.net import free_port
@@ -139,9 +139,9 @@ class BenchServers:
             if variant.bench_asgi
             else copy.asgi_target(self.facts[variant.stage].get("asgi_application"))
         )
-        if variant.workers:
-            return project, worker_command(port, target)
-        return project, daphne_command(target, port)
+        return project, daphne_command(
+            target, port, proxy_headers=bool(variant.workers)
+        )
 
     def tls(self) -> TLSFiles:
         """One self-signed certificate for every deployment of the run."""

@@ -41,10 +41,10 @@ MAX_PROJECT_BYTES = 100 * 1024 * 1024
 MAX_PROJECT_FILES = 20_000
 # What a project process inherits from the grader's environment (nothing else: no tokens,
 # no paths to the grader's files).
+INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")
 # Stage 9 reads its secret key from DJANGO_SECRET_KEY: one per run, the same for every process
 # of the run, as every worker of one site needs the same key to read the others' sessions.
 RUN_SECRET_KEY = secrets.token_urlsafe(50)
-INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")
 
 
 class ProjectError(Exception):
