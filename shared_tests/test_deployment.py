@@ -24,7 +24,12 @@ from shared_tests.chat_client import (
 )
 from shared_tests.deployment import Deployment
 from shared_tests.test_browser_reconnect import wait_until_back
-from shared_tests.test_browser_room import close_windows, open_room, type_message
+from shared_tests.test_browser_room import (
+    close_windows,
+    open_room,
+    type_message,
+    wait_for_log,
+)
 from shared_tests.test_presence import wait_for_presence
 from shared_tests.visitor import named_visitor, unique_name
 
@@ -177,12 +182,15 @@ def test_a_killed_workers_page_comes_back_on_the_other_and_loses_nothing(
         )
         type_message(browser, handle, "typed during the outage")
         wait_until_back(browser, "its worker's death (through nginx)")
-        wait_until(
-            browser,
-            lambda d: "while you were away" in (chat_log_text(d) or ""),
-            "what was said while the page was offline did not show up after it came back",
+        wait_for_log(
+            browser, handle, "while you were away", "the page once it was back"
         )
         expect_message(other, "typed during the outage", "the other worker's socket")
+        # The page's own copy comes back through Redis and nginx a moment after the other
+        # socket's: wait for it before counting.
+        wait_for_log(
+            browser, handle, "typed during the outage", "the page that typed it"
+        )
         text = chat_log_text(browser) or ""
         for said in (
             "before the crash",
