@@ -21,7 +21,8 @@ from shared_tests.graded_projects import (
     never_accepts,
     take_file,
 )
-from tools.grading.integrity import changed_files, fingerprint
+from tools.course import REPO
+from tools.grading.integrity import GRADER_PYCACHE, changed_files, fingerprint
 
 pytestmark = pytest.mark.repository
 GRACE = 60  # seconds for the grader's own work around a run (start-up, reports)
@@ -233,3 +234,32 @@ def test_a_run_over_its_time_limit_is_stopped_and_the_next_is_graded_normally(tm
     last = grade(copy_stage(3, tmp_path, "last"), 3, tmp_path, *a_few)
     assert last.returncode == 0, last.output[-2000:]
     assert last.results["score"] == first.results["score"] > 0
+
+
+def test_a_run_is_void_when_grader_files_change_but_not_for_new_bytecode():
+    """The integrity check: a changed, added or removed file of the grader voids a run
+    (bytecode included, once it exists); Python's own new bytecode files, and the temporary
+    files it writes them through while another run compiles, do not."""
+    tools, cache = REPO / "tools", GRADER_PYCACHE
+    before = {
+        f"{tools}/serve.py": "a",
+        f"{tools}/__pycache__/serve.cpython-311.pyc": "b",
+        f"{cache}/x/old.cpython-311.pyc": "1:1",
+        f"{cache}/x/mid.cpython-311.pyc.1402": "1:1",
+        f"{tools}/gone.py": "c",
+    }
+    after = {
+        f"{tools}/serve.py": "changed",
+        f"{tools}/__pycache__/serve.cpython-311.pyc": "changed",
+        f"{cache}/x/old.cpython-311.pyc": "1:1",
+        f"{cache}/x/new.cpython-311.pyc": "2:2",
+        f"{cache}/x/next.cpython-311.pyc.1403": "2:2",
+        f"{tools}/__pycache__/new.cpython-311.pyc": "d",
+        f"{tools}/planted.py": "e",
+    }
+    assert changed_files(before, after) == [
+        "tools/__pycache__/serve.cpython-311.pyc",
+        "tools/gone.py",
+        "tools/planted.py",
+        "tools/serve.py",
+    ]

@@ -21,6 +21,7 @@ from shared_tests.conftest import missing_prerequisite
 from shared_tests.graded_projects import copy_stage
 from shared_tests.without_programs import run_without_system_programs
 from tools.course import REPO, load_course
+from tools.grading.integrity import GRADER_PYCACHE
 from tools.grading.project import Project
 from tools.grading.sandbox import (
     LIMITS,
@@ -54,6 +55,7 @@ print(json.dumps({
     "original_folder_visible": os.path.exists(original),
     "write_own_copy": write("written-by-the-sandbox.txt"),
     "write_venv": write(Path(sys.prefix) / "owned.pth"),
+    "write_grader_bytecode": write(Path(sys.argv[5]) / "owned.cpython-311.pyc"),
     "write_etc": write("/etc/owned"),
     "write_usr": write("/usr/owned"),
     "write_tmp": write("/tmp/scratch"),
@@ -89,9 +91,11 @@ def test_a_project_process_sees_only_the_system_python_and_its_copy(
     tmp_path, monkeypatch
 ):
     """It cannot see the checkout, the student's original folder or the grader's other
-    files, cannot write anywhere but its copy and private /tmp, has no capabilities, sees
-    only its own processes, and gets none of the grader's environment."""
+    files, cannot write anywhere but its copy and private /tmp (not the virtualenv, not the
+    test session's bytecode), has no capabilities, sees only its own processes, and gets none
+    of the grader's environment."""
     sandbox = bwrap_sandbox()
+    GRADER_PYCACHE.mkdir(exist_ok=True)
     secret = tmp_path / "another-students-work.txt"
     secret.write_text("not yours")
     monkeypatch.setenv("WORKSHOP_GRADER_TOKEN", "secret")
@@ -104,6 +108,7 @@ def test_a_project_process_sees_only_the_system_python_and_its_copy(
         str(original),
         str(os.getpid()),
         str(REPO / "shared_tests" / "course.toml"),
+        str(GRADER_PYCACHE),
     )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
@@ -111,7 +116,7 @@ def test_a_project_process_sees_only_the_system_python_and_its_copy(
     assert not seen["original_folder_visible"]
     assert seen["write_own_copy"] == "done" and seen["write_tmp"] == "done"
     assert (tmp_path / "copy" / "written-by-the-sandbox.txt").is_file()
-    for target in ("write_venv", "write_etc", "write_usr"):
+    for target in ("write_venv", "write_grader_bytecode", "write_etc", "write_usr"):
         assert seen[target] in ("OSError", "PermissionError"), (target, seen[target])
     assert seen["capabilities"] == "0000000000000000" and seen["no_new_privs"] == "1"
     assert seen["signal_harness"] == "ProcessLookupError"
@@ -337,7 +342,7 @@ def test_without_namespaces_a_user_of_its_own_still_cannot_write_the_grader_file
     assert seen["uid"] not in (0, os.getuid())
     assert seen["capabilities"] == "0000000000000000" and seen["no_new_privs"] == "1"
     assert seen["write_own_copy"] == "done"
-    for target in ("write_venv", "write_etc", "write_usr"):
+    for target in ("write_venv", "write_grader_bytecode", "write_etc", "write_usr"):
         assert seen[target] == "PermissionError", (target, seen[target])
     assert "WORKSHOP_GRADER_TOKEN" not in seen["environment"]
     assert not (private / "results.json").exists()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.course import REPO, load_course
-from tools.grading.integrity import changed_files, fingerprint
+from tools.grading.integrity import GRADER_PYCACHE, changed_files, fingerprint
 from tools.grading.project import Project
 from tools.grading.report import Report, selected_behaviours
 from tools.grading.sandbox import LIMITS, network_namespace, sandbox_problem
@@ -102,9 +102,8 @@ def pytest_command(project: Project, options: RunOptions, work: Path) -> list[st
     command = [
         sys.executable,
         "-I",  # isolated: no PYTHON* variables, no user site, no current folder
-        "-B",
         "-X",
-        f"pycache_prefix={work / 'pycache'}",  # never the checkout's bytecode
+        f"pycache_prefix={GRADER_PYCACHE}",  # never the checkout's bytecode
         "-m",
         "pytest",
         *map(str, behaviour_modules(options.behaviours)),
