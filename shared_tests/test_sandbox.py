@@ -321,6 +321,7 @@ def test_without_namespaces_a_user_of_its_own_still_cannot_write_the_grader_file
     if os.geteuid() != 0 or not Path(SYSTEM_PYTHON).exists():
         pytest.skip("a user of its own needs root and a Python every user may run")
     sandbox = make_sandbox("user")
+    GRADER_PYCACHE.mkdir(exist_ok=True)
     private = tmp_path / "results"
     private.mkdir(mode=0o700)
     monkeypatch.setenv("WORKSHOP_GRADER_TOKEN", "secret")
@@ -335,6 +336,7 @@ def test_without_namespaces_a_user_of_its_own_still_cannot_write_the_grader_file
         "/nonexistent",
         str(os.getpid()),
         str(REPO / "shared_tests" / "course.toml"),
+        str(GRADER_PYCACHE),
         python=SYSTEM_PYTHON,
     )
     assert result.returncode == 0, result.stderr
