@@ -24,6 +24,7 @@ UNSANDBOXED ?=
 REPORT_DIR ?=
 JOBS ?=
 FRESH ?=
+SCREENSHOTS ?=
 REPOSITORY ?=
 UNTIL ?=
 # Workers for the whole suite (pytest-xdist); each stage's tests stay on one worker. Four
@@ -40,6 +41,7 @@ help:
 	@echo "make step9 [WORKERS=2]       stage 9 as deployed: nginx at https://127.0.0.1:\$$PORT, WORKERS daphne workers"
 	@echo "make step6-test .. step9-test run that stage's own tests (manage.py test chat) in the sandbox"
 	@echo "make test [STEP=N]           run the shared tests over every stage (or one)"
+	@echo "  [SCREENSHOTS=1]             ... and refresh the docs' screenshots from its browser tests"
 	@echo "make diff [FROM=N] TO=M      show a lesson's change between two stages"
 	@echo "make grade STEP=N DIR=path   grade a student's project as stage N (STRICT=1: robustness counts)"
 	@echo "                             in the sandbox (UNSANDBOXED=1 where bwrap cannot run)"
@@ -95,7 +97,7 @@ diff: diff-args setup
 
 test: test-args setup
 	@tools/require.sh redis browser display nginx test-sandbox
-	@$(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP),-n $(TEST_WORKERS))
+	@SCREENSHOTS=$(SCREENSHOTS) $(PY) -m pytest shared_tests $(if $(STEP),--stage $(STEP),-n $(TEST_WORKERS))
 
 # Grading runs students' code: in the sandbox, unless UNSANDBOXED=1 where bwrap cannot run.
 GRADE_OPTIONS = $(if $(STRICT),--strict) $(if $(UNSANDBOXED),--unsandboxed) \

@@ -25,6 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tools.course import REPO
 from tools.grading.sandbox import NO_SANDBOX, Sandbox
 
 WAIT = 10  # seconds for anything a page should do (it takes milliseconds)
@@ -190,3 +191,15 @@ def save_side_by_side(
         x += shot.width + gap
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path, optimize=True)
+
+
+def repository_screenshots() -> Path:
+    """Where the browser tests save the screenshots of this repository's stages: the docs'
+    image folder with SCREENSHOTS=1 (`make test SCREENSHOTS=1` refreshes the docs), else
+    .workshop/screenshots, so an ordinary run leaves the checkout as it was (every image
+    shows the time of its run)."""
+    if os.environ.get("SCREENSHOTS") == "1":
+        return REPO / "docs" / "images" / "screenshots"
+    folder = REPO / ".workshop" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -17,7 +17,7 @@ from shared_tests.crowd import IdleCrowds
 from shared_tests.report import BehaviourReport
 from shared_tests.servers import ServerPool
 from shared_tests.stage_under_test import StageUnderTest
-from tools.course import REPO, load_course
+from tools.course import load_course
 from tools.grading.project import ProjectError, find_project, load_failure
 from tools.grading.report import Report, selected_behaviours
 from tools.grading.sandbox import LIMITS, SandboxUnavailable, make_sandbox
@@ -553,10 +553,13 @@ def browser(request):
 
 @pytest.fixture(scope="session")
 def screenshot_dir(request, tmp_path_factory) -> Path:
-    """Where the browser tests save screenshots: the docs' image folder for this repository's
-    stages; the report folder (or a temporary one) when grading a student's project."""
+    """Where the browser tests save screenshots: repository_screenshots() for this
+    repository's stages; the report folder (or a temporary one) when grading a student's
+    project."""
     if request.config.workshop_project is None:
-        return REPO / "docs" / "images" / "screenshots"
+        from shared_tests.browser import repository_screenshots
+
+        return repository_screenshots()
     report_dir = request.config.getoption("--report-dir")
     if report_dir:
         return Path(report_dir).resolve() / "screenshots"

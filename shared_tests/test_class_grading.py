@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from shared_tests.browser import save_side_by_side, wait_until
+from shared_tests.browser import repository_screenshots, save_side_by_side, wait_until
 from shared_tests.graded_projects import (
     COURSE,
     consumer_method,
@@ -195,7 +195,7 @@ def test_the_summary_page_sorts_and_shows_every_behaviour(served, browser):
         browser,
         [browser.current_window_handle],
         ["make grade-class: grade-report/index.html"],
-        REPO / "docs" / "images" / "screenshots" / "class-summary.png",
+        repository_screenshots() / "class-summary.png",
     )
     browser.close()
     browser.switch_to.window(browser.window_handles[0])
