@@ -70,6 +70,8 @@ print(json.dumps({
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # one every user may run (the "user" kind needs it)
+# What the probe tries to write outside its copy, in either kind of sandbox.
+READ_ONLY_TARGETS = ("write_venv", "write_grader_bytecode", "write_etc", "write_usr")
 
 
 def bwrap_sandbox(**limits):
@@ -116,7 +118,7 @@ def test_a_project_process_sees_only_the_system_python_and_its_copy(
     assert not seen["original_folder_visible"]
     assert seen["write_own_copy"] == "done" and seen["write_tmp"] == "done"
     assert (tmp_path / "copy" / "written-by-the-sandbox.txt").is_file()
-    for target in ("write_venv", "write_grader_bytecode", "write_etc", "write_usr"):
+    for target in READ_ONLY_TARGETS:
         assert seen[target] in ("OSError", "PermissionError"), (target, seen[target])
     assert seen["capabilities"] == "0000000000000000" and seen["no_new_privs"] == "1"
     assert seen["signal_harness"] == "ProcessLookupError"
@@ -344,7 +346,7 @@ def test_without_namespaces_a_user_of_its_own_still_cannot_write_the_grader_file
     assert seen["uid"] not in (0, os.getuid())
     assert seen["capabilities"] == "0000000000000000" and seen["no_new_privs"] == "1"
     assert seen["write_own_copy"] == "done"
-    for target in ("write_venv", "write_grader_bytecode", "write_etc", "write_usr"):
+    for target in READ_ONLY_TARGETS:
         assert seen[target] == "PermissionError", (target, seen[target])
     assert "WORKSHOP_GRADER_TOKEN" not in seen["environment"]
     assert not (private / "results.json").exists()

@@ -17,7 +17,7 @@ HASHED = ("shared_tests", "tools", "Makefile", "pyproject.toml")
 
 # The test session's bytecode: compiled once, by the grader only (student processes see the
 # virtualenv read-only), in a folder of its own instead of the checkout's __pycache__. Compiling
-# Django, pytest and Selenium afresh cost each run about 1.5 s of CPU.
+# Django, pytest and Selenium afresh cost each grade about a second of CPU.
 GRADER_PYCACHE = Path(sys.prefix) / "grader-pycache"
 
 # The virtualenv's code (`make setup` rewrites the files beside them: the pins, a stamp) and
