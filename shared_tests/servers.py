@@ -48,6 +48,10 @@ def daphne_command(
     then takes a Twisted endpoint string; behind a proxy whose X-Forwarded-* headers it
     believes with `proxy_headers`)."""
     if proxy_headers:  # a worker behind nginx, as `make step9` starts one
+        if tls is not None:
+            raise ValueError(
+                "a worker behind nginx serves plain HTTP: nginx holds the TLS"
+            )
         return worker_command(port, target)
     daphne = [sys.executable, "-m", "daphne"]
     if tls is None:
