@@ -5,6 +5,7 @@ and the next project is graded normally."""
 from __future__ import annotations
 
 import json
+import py_compile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,12 @@ from shared_tests.graded_projects import (
     take_file,
 )
 from tools.course import REPO
-from tools.grading.integrity import GRADER_PYCACHE, changed_files, fingerprint
+from tools.grading.integrity import (
+    GRADER_PYCACHE,
+    changed_files,
+    drop_stale_bytecode,
+    fingerprint,
+)
 
 pytestmark = pytest.mark.repository
 GRACE = 60  # seconds for the grader's own work around a run (start-up, reports)
@@ -263,3 +269,34 @@ def test_a_run_is_void_when_grader_files_change_but_not_for_new_bytecode():
         "tools/planted.py",
         "tools/serve.py",
     ]
+
+
+def test_bytecode_older_than_its_source_is_dropped_before_a_run(tmp_path):
+    """After an edit or a `git pull` of the grader, Python rewrites the stale bytecode in the
+    grader's cache, which would void the runs beside it. So each run first deletes what is
+    stale (by mtime and size, or by hash as pytest writes it) and keeps what is current."""
+    sources, cache = tmp_path / "src", tmp_path / "cache"
+    sources.mkdir()
+    for name in ("edited", "kept", "hashed", "hashed_kept", "removed"):
+        (sources / f"{name}.py").write_text(f"NAME = {name!r}\n")
+
+    def cached(name: str, tag: str = "cpython-311") -> Path:
+        return cache / sources.relative_to("/") / f"{name}.{tag}.pyc"
+
+    for name in ("edited", "kept", "removed"):
+        cached(name).parent.mkdir(parents=True, exist_ok=True)
+        py_compile.compile(str(sources / f"{name}.py"), str(cached(name)))
+    for name in ("hashed", "hashed_kept"):
+        py_compile.compile(
+            str(sources / f"{name}.py"),
+            str(cached(name, "cpython-311-pytest-9")),
+            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+        )
+    (sources / "edited.py").write_text("NAME = 'edited, longer now'\n")
+    (sources / "hashed.py").write_text("NAME = 'hashed, edited'\n")
+    (sources / "removed.py").unlink()
+
+    drop_stale_bytecode(cache)
+
+    left = sorted(path.name for path in cache.rglob("*.pyc"))
+    assert left == ["hashed_kept.cpython-311-pytest-9.pyc", "kept.cpython-311.pyc"]

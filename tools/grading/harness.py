@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.course import REPO, load_course
-from tools.grading.integrity import GRADER_PYCACHE, changed_files, fingerprint
+from tools.grading.integrity import (
+    GRADER_PYCACHE,
+    changed_files,
+    drop_stale_bytecode,
+    fingerprint,
+)
 from tools.grading.project import Project
 from tools.grading.report import Report, selected_behaviours
 from tools.grading.sandbox import LIMITS, network_namespace, sandbox_problem
@@ -211,6 +216,7 @@ def grade_project(project: Project, options: RunOptions, report_dir: Path) -> Ru
     report_dir.mkdir(parents=True, exist_ok=True)
     clear_reports(report_dir)
     started = time.monotonic()
+    drop_stale_bytecode()
     before = fingerprint()
     with tempfile.TemporaryDirectory(prefix="workshop-run-") as scratch:
         work = Path(scratch)

@@ -4,6 +4,7 @@ student's code that escaped, or anything else) is void, and says which files cha
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import sys
@@ -26,6 +27,39 @@ VENV_CODE = ("bin", "lib", "lib64", GRADER_PYCACHE.name)
 
 # "module.cpython-311.pyc.140213": Python writes a bytecode file there, then renames it.
 PYC_IN_FLIGHT = re.compile(r"\.pyc\.\d+$")
+
+
+def stale(pyc: Path, source: Path) -> bool:
+    """Whether Python (or pytest, for the test modules it rewrites) would compile `source`
+    again instead of loading `pyc`: another Python wrote it, the source is gone, or the
+    source differs from what the header recorded (its mtime and size, or its hash)."""
+    try:
+        with open(pyc, "rb") as file:
+            header = file.read(16)
+        info = source.stat()
+        if header[:4] != importlib.util.MAGIC_NUMBER:
+            return True
+        if header[4:8] == bytes(4):  # Python's default: checked by mtime and size
+            recorded = (header[8:12], header[12:16])
+            mtime, size = int(info.st_mtime) & 0xFFFFFFFF, info.st_size & 0xFFFFFFFF
+            return recorded != (mtime.to_bytes(4, "little"), size.to_bytes(4, "little"))
+        # Checked by the source's hash (pytest's: a fresh clone gives every file a new mtime).
+        return header[8:16] != importlib.util.source_hash(source.read_bytes())
+    except OSError:
+        return True
+
+
+def drop_stale_bytecode(folder: Path = GRADER_PYCACHE) -> None:
+    """Delete the bytecode in `folder` that the next run would compile again. Run before a
+    fingerprint: Python's rewrite of a stale file (after a `git pull` or an edit of the
+    grader) would otherwise look like a change and void the runs going on beside it. A file
+    deleted here and written again is new, which is no change."""
+    for root, _, files in os.walk(folder):
+        source_dir = Path("/") / Path(root).relative_to(folder)
+        for name in files:
+            pyc, source = Path(root) / name, source_dir / (name.split(".")[0] + ".py")
+            if name.endswith(".pyc") and not pyc.is_symlink() and stale(pyc, source):
+                pyc.unlink(missing_ok=True)  # another run may have deleted it first
 
 
 def fingerprint() -> dict[str, str]:
