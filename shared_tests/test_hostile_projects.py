@@ -272,31 +272,46 @@ def test_a_run_is_void_when_grader_files_change_but_not_for_new_bytecode():
 
 
 def test_bytecode_older_than_its_source_is_dropped_before_a_run(tmp_path):
-    """After an edit or a `git pull` of the grader, Python rewrites the stale bytecode in the
-    grader's cache, which would void the runs beside it. So each run first deletes what is
-    stale (by mtime and size, or by hash as pytest writes it) and keeps what is current."""
-    sources, cache = tmp_path / "src", tmp_path / "cache"
-    sources.mkdir()
-    for name in ("edited", "kept", "hashed", "hashed_kept", "removed"):
+    """After an edit or a `git pull` of the grader, Python rewrites its stale bytecode, which
+    would void the runs beside it. So each run first deletes what is stale, in the grader's
+    cache and beside the checkout's grader code (by mtime and size, or by hash as pytest
+    writes it), and keeps what is current."""
+    checkout, cache = tmp_path / "checkout", tmp_path / "cache"
+    sources = checkout / "tools"
+    sources.mkdir(parents=True)
+    names = (
+        "edited",
+        "kept",
+        "hashed",
+        "hashed_kept",
+        "removed",
+        "beside",
+        "beside_kept",
+    )
+    for name in names:
         (sources / f"{name}.py").write_text(f"NAME = {name!r}\n")
 
-    def cached(name: str, tag: str = "cpython-311") -> Path:
-        return cache / sources.relative_to("/") / f"{name}.{tag}.pyc"
+    def compile_to(name: str, pyc: Path, by_hash: bool = False) -> None:
+        pyc.parent.mkdir(parents=True, exist_ok=True)
+        mode = py_compile.PycInvalidationMode
+        how = mode.CHECKED_HASH if by_hash else mode.TIMESTAMP
+        py_compile.compile(str(sources / f"{name}.py"), str(pyc), invalidation_mode=how)
 
+    in_cache = cache / sources.relative_to("/")
     for name in ("edited", "kept", "removed"):
-        cached(name).parent.mkdir(parents=True, exist_ok=True)
-        py_compile.compile(str(sources / f"{name}.py"), str(cached(name)))
+        compile_to(name, in_cache / f"{name}.cpython-311.pyc")
     for name in ("hashed", "hashed_kept"):
-        py_compile.compile(
-            str(sources / f"{name}.py"),
-            str(cached(name, "cpython-311-pytest-9")),
-            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
-        )
-    (sources / "edited.py").write_text("NAME = 'edited, longer now'\n")
-    (sources / "hashed.py").write_text("NAME = 'hashed, edited'\n")
+        compile_to(name, in_cache / f"{name}.cpython-311-pytest-9.pyc", by_hash=True)
+    for name in ("beside", "beside_kept"):
+        compile_to(name, sources / "__pycache__" / f"{name}.cpython-311.pyc")
+    for name in ("edited", "hashed", "beside"):
+        (sources / f"{name}.py").write_text(f"NAME = '{name}, edited since'\n")
     (sources / "removed.py").unlink()
 
-    drop_stale_bytecode(cache)
+    drop_stale_bytecode(cache, checkout)
 
-    left = sorted(path.name for path in cache.rglob("*.pyc"))
-    assert left == ["hashed_kept.cpython-311-pytest-9.pyc", "kept.cpython-311.pyc"]
+    assert sorted(path.name for path in tmp_path.rglob("*.pyc")) == [
+        "beside_kept.cpython-311.pyc",
+        "hashed_kept.cpython-311-pytest-9.pyc",
+        "kept.cpython-311.pyc",
+    ]

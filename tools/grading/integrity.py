@@ -49,17 +49,25 @@ def stale(pyc: Path, source: Path) -> bool:
         return True
 
 
-def drop_stale_bytecode(folder: Path = GRADER_PYCACHE) -> None:
-    """Delete the bytecode in `folder` that the next run would compile again. Run before a
-    fingerprint: Python's rewrite of a stale file (after a `git pull` or an edit of the
-    grader) would otherwise look like a change and void the runs going on beside it. A file
-    deleted here and written again is new, which is no change."""
-    for root, _, files in os.walk(folder):
-        source_dir = Path("/") / Path(root).relative_to(folder)
-        for name in files:
-            pyc, source = Path(root) / name, source_dir / (name.split(".")[0] + ".py")
-            if name.endswith(".pyc") and not pyc.is_symlink() and stale(pyc, source):
-                pyc.unlink(missing_ok=True)  # another run may have deleted it first
+def drop_stale_bytecode(cache: Path = GRADER_PYCACHE, checkout: Path = REPO) -> None:
+    """Delete the bytecode the next run would compile again: in the grader's cache (its
+    sources by their absolute path) and in the __pycache__ folders of the checkout's grader
+    code (sources beside them). Run before a fingerprint: Python's rewrite of a stale file
+    (after a `git pull` or an edit of the grader) would otherwise look like a change and void
+    the runs going on beside it. A file deleted here and written again is new: no change."""
+    for root, _, files in os.walk(cache):
+        drop_stale(Path(root), files, Path("/") / Path(root).relative_to(cache))
+    for name in HASHED:
+        for root, _, files in os.walk(checkout / name):
+            if Path(root).name == "__pycache__":
+                drop_stale(Path(root), files, Path(root).parent)
+
+
+def drop_stale(folder: Path, names: list[str], source_dir: Path) -> None:
+    for name in names:
+        pyc, source = folder / name, source_dir / (name.split(".")[0] + ".py")
+        if name.endswith(".pyc") and not pyc.is_symlink() and stale(pyc, source):
+            pyc.unlink(missing_ok=True)  # another run may have deleted it first
 
 
 def fingerprint() -> dict[str, str]:
