@@ -11,9 +11,21 @@ from functools import cached_property
 from shared_tests.chat_client import chat_path, describe_refusal, open_socket, room_name
 from shared_tests.servers import Endpoint, Server
 from shared_tests.stage_under_test import StageUnderTest
-from tools.deployment.certificate import self_signed
-from tools.deployment.nginx import NginxProblem, NginxSite, nginx_command, write_config
+from tools.deployment.nginx import (
+    TEMPLATE,
+    NginxProblem,
+    NginxSite,
+    nginx_command,
+    render,
+)
 from tools.deployment.workers import BEHIND_NGINX
+from tools.grading.copy_files import (
+    UnsafePath,
+    fresh_folder,
+    is_file,
+    read_text,
+    write_text,
+)
 from tools.net import free_port
 
 WORKERS = 2
@@ -53,20 +65,23 @@ class Deployment(Endpoint):
             )
         for number in range(1, WORKERS + 1):
             self.start_worker(number)
-        site = NginxSite(
-            run_dir=project.root / ".nginx",
-            port=self.port,
-            worker_ports=tuple(worker.port for worker in self.workers),
-            tls=self_signed(project.root / ".tls"),
-            static_root=project.root / static_root,
-        )
-        try:
-            config = write_config(project.root, site)
-            command = nginx_command(config)
-        except NginxProblem as problem:
+        try:  # the project's processes run: nothing written or read through a link
+            tls, self.certificate_pem = self.stage.write_tls(".tls")
+            run_dir = fresh_folder(project.root, ".nginx", self.stage.sandbox.uid)
+            if not is_file(project.root, TEMPLATE):
+                raise NginxProblem(f"the project has no {TEMPLATE}")
+            site = NginxSite(
+                run_dir=run_dir,
+                port=self.port,
+                worker_ports=tuple(worker.port for worker in self.workers),
+                tls=tls,
+                static_root=project.root / static_root,
+            )
+            config = render(read_text(project.root, TEMPLATE), site)
+            write_text(project.root, ".nginx/nginx.conf", config)
+            command = nginx_command(run_dir / "nginx.conf")
+        except (NginxProblem, UnsafePath) as problem:
             raise DeploymentProblem(str(problem)) from None
-        self.stage.sandbox.prepare(site.run_dir)  # nginx writes its files there
-        self.certificate = site.tls.certificate
         self.nginx = self.stage.pool.start_program(
             project, command, self.port, f"stage{self.stage.number}-nginx"
         )
@@ -122,7 +137,7 @@ class Deployment(Endpoint):
     @cached_property
     def client_ssl(self) -> ssl.SSLContext:
         """A client context that trusts the deployment's self-signed certificate."""
-        return ssl.create_default_context(cafile=str(self.certificate))
+        return ssl.create_default_context(cadata=self.certificate_pem)
 
     def worker_of(self, room: str, before: dict[Server, int]) -> Server:
         """The worker whose log shows a new socket in `room` since `before` (see

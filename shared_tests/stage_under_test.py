@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared_tests.servers import Server, ServerPool
-from tools.deployment.certificate import TLSFiles
+from tools.deployment.certificate import TLSFiles, self_signed_pem
+from tools.grading.copy_files import fresh_folder, is_file, write_text
 from tools.grading.project import Project, load_failure
 
 
@@ -55,6 +56,17 @@ class StageUnderTest:
     @property
     def sandbox(self):
         return self._pool.sandbox
+
+    def write_tls(self, folder: str) -> tuple[TLSFiles, str]:
+        """A new self-signed key and certificate in `folder` of the copy, for a server there
+        to read; and the certificate's text, for clients to trust. Written without following
+        a link (the project's processes may have planted one there): UnsafePath if one is
+        in the way."""
+        key, certificate = self_signed_pem()
+        made = fresh_folder(self.project.root, folder, owner=None)
+        write_text(self.project.root, f"{folder}/key.pem", key)
+        write_text(self.project.root, f"{folder}/cert.pem", certificate)
+        return TLSFiles(made / "key.pem", made / "cert.pem"), certificate
 
     @property
     def facts(self) -> dict:
@@ -166,7 +178,8 @@ class StageUnderTest:
             )
         name = Path(database["name"])
         path = self.project.root / name
-        if name.is_absolute() or not path.is_file():
+        # Not through a link, nor out of the folder with "..": the grader opens this file.
+        if name.is_absolute() or not is_file(self.project.root, name):
             raise DatabaseProblem(
                 f"the project's SQLite file {name} is not in the project folder"
             )

@@ -21,7 +21,6 @@ from shared_tests.test_browser_room import (
     type_message,
     wait_for_log,
 )
-from tools.deployment.certificate import self_signed
 
 BACK_WITHIN = (
     5  # seconds from the server (or Redis) being back to the page being online
@@ -245,7 +244,7 @@ def test_a_message_typed_offline_waits_on_the_page_and_is_sent_once(
 def test_an_https_page_opens_a_wss_socket(browser, stage_project, tmp_path):
     """Served over TLS (a self-signed certificate made for the test), the room page's
     socket goes to wss:// and connects: a hard-coded ws:// is refused by the browser."""
-    tls = self_signed(stage_project.project.root / f"tls-{tmp_path.name}")
+    tls, _ = stage_project.write_tls(f"tls-{tmp_path.name}")
     server = stage_project.start_server(stage_project.redis_url, "https", tls=tls)
     handle = new_window(browser)
     try:

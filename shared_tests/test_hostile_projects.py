@@ -209,6 +209,28 @@ def test_hostile_project_gets_a_report_and_no_more_than_it_earned(tmp_path, case
         assert all(t["status"] == "failed" for t in graded.results["tests"])
 
 
+def test_links_planted_where_the_grader_writes_nginx_files_are_not_followed(tmp_path):
+    """A stage-9 project that, while it loads, makes .nginx and .tls links to a folder
+    outside its copy: the grader removes the links and makes its own folders there, writes
+    nothing where they pointed, and grades the deployment normally."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    project = copy_stage(9, tmp_path)
+    append_to_settings(
+        "import os as _os\n"
+        "for _name in ('.nginx', '.tls'):\n"
+        "    try:\n"
+        f"        _os.symlink({str(outside)!r}, _name)\n"
+        "    except OSError:\n"
+        "        pass"
+    )(project)
+    behaviours = ("workers_share_rooms",)
+    graded = grade(project, 9, tmp_path, "--behaviour", behaviours[0])
+    assert list(outside.iterdir()) == [], "the grader wrote through the planted links"
+    assert graded.returncode == 0, graded.report
+    assert graded.results["score"] == full_marks(9, behaviours)
+
+
 # Every socket these open waits 5 s for a handshake that never comes: well over 15 s.
 SOCKET_BEHAVIOURS = ("ws_round_trip", "room_broadcast", "room_isolation", "bad_frames")
 

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -221,7 +222,13 @@ def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
         chat_socket(server, room_name("writer")) as writer,
         chat_socket(server, room_name("other")) as other,
     ):
-        lock = sqlite3.connect(database, timeout=5, isolation_level=None)
+        # mode=rw: never create a file, should a link be swapped in after the check.
+        lock = sqlite3.connect(
+            f"file:{quote(str(database))}?mode=rw",
+            uri=True,
+            timeout=5,
+            isolation_level=None,
+        )
         try:
             lock.execute("BEGIN IMMEDIATE")  # readers may read; no one else may write
             send_message(writer, "waits for the database")

@@ -22,8 +22,9 @@ class TLSFiles:
     certificate: Path
 
 
-def self_signed(folder: Path, days: int = 1) -> TLSFiles:
-    """Write key.pem and cert.pem for 127.0.0.1 and localhost into `folder`."""
+def self_signed_pem(days: int = 1) -> tuple[str, str]:
+    """A new private key and its self-signed certificate for 127.0.0.1 and localhost, as
+    PEM text: (key, certificate)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
@@ -46,16 +47,22 @@ def self_signed(folder: Path, days: int = 1) -> TLSFiles:
         )
         .sign(key, hashes.SHA256())
     )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    return key_pem.decode("ascii"), certificate_pem.decode("ascii")
+
+
+def self_signed(folder: Path, days: int = 1) -> TLSFiles:
+    """Write key.pem and cert.pem for 127.0.0.1 and localhost into `folder`."""
+    key, certificate = self_signed_pem(days)
     folder.mkdir(parents=True, exist_ok=True)
     files = TLSFiles(folder / "key.pem", folder / "cert.pem")
-    files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    files.certificate.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    files.key.write_text(key, encoding="ascii")
+    files.certificate.write_text(certificate, encoding="ascii")
     for path in (files.key, files.certificate):
         path.chmod(0o644)  # the server runs as the sandbox's user
     return files

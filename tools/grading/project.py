@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.grading.copy_files import UnsafePath, read_text
 from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
 
 OVERLAY = Path(__file__).resolve().parent.parent / "overlay"
@@ -24,6 +25,8 @@ OVERLAY = Path(__file__).resolve().parent.parent / "overlay"
 SETTINGS_IN_MANAGE_PY = re.compile(
     r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']"""
 )
+# A Python module path with at least one dot, e.g. "mysite.asgi.application".
+DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 # What a copy leaves out: caches, databases, environments, version control.
 NOT_COPIED = (
     "__pycache__",
@@ -150,7 +153,8 @@ class Project:
 
     def asgi_target(self, asgi_application: str | None) -> str:
         """The module:attribute daphne serves, from ASGI_APPLICATION or the settings package."""
-        if asgi_application and "." in asgi_application:
+        # What the probe reports comes from the student's code: only a dotted name counts.
+        if asgi_application and DOTTED_NAME.fullmatch(asgi_application):
             module, _, attribute = asgi_application.rpartition(".")
             return f"{module}:{attribute}"
         package = self.settings_module.rpartition(".")[0] or self.settings_module
@@ -257,9 +261,10 @@ def find_project(folder: str | os.PathLike) -> Project:
         raise ProjectError(
             f"{folder} has no manage.py; DIR must be the folder that holds manage.py.{guess}"
         )
-    match = SETTINGS_IN_MANAGE_PY.search(
-        manage_py.read_text(encoding="utf-8", errors="replace")
-    )
+    try:  # not through a link: a submission's manage.py may point at /dev/zero
+        match = SETTINGS_IN_MANAGE_PY.search(read_text(path, "manage.py"))
+    except UnsafePath as unsafe:
+        raise ProjectError(f"{manage_py} cannot be read: {unsafe}") from None
     if not match:
         raise ProjectError(
             f"{manage_py} does not set DJANGO_SETTINGS_MODULE, so it is not a Django "

@@ -27,6 +27,13 @@ from functools import cached_property
 from pathlib import Path
 
 from tools.course import REPO, Behaviour
+from tools.grading.copy_files import (
+    UnsafePath,
+    is_file,
+    python_files,
+    read_text,
+    write_text,
+)
 from tools.grading.project import OVERLAY, Project
 from tools.grading.sandbox import Sandbox, claim_sandbox_user
 
@@ -120,7 +127,7 @@ def run_tests(
 
 
 def target_file(project: Project, asgi_target: str, target: str) -> Path:
-    """The file of `project` that code for `target` is appended to."""
+    """The file of `project` (relative to it) that code for `target` is appended to."""
     modules = {
         "consumers": "chat.consumers",
         "views": "chat.views",
@@ -129,8 +136,8 @@ def target_file(project: Project, asgi_target: str, target: str) -> Path:
     }
     relative = Path(*modules[target].split("."))
     for candidate in (relative.with_suffix(".py"), relative / "__init__.py"):
-        if (project.root / candidate).is_file():
-            return project.root / candidate
+        if is_file(project.root, candidate):  # not through a link: nothing outside
+            return candidate
     raise PlantingError(
         f"there is no {relative}.py to plant mistakes into (the tutorial's layout has it)"
     )
@@ -141,12 +148,12 @@ def check_plantable(project: Project, facts: dict, asgi_target: str) -> None:
     files exist, and the code replaces methods of the tutorial's async ChatConsumer and its
     room view."""
     files = {t: target_file(project, asgi_target, t) for t in TARGETS}
-    if "class ChatConsumer" not in files["consumers"].read_text("utf-8", "replace"):
+    if "class ChatConsumer" not in read_text(project.root, files["consumers"]):
         raise PlantingError(
             "the mistakes are planted into chat/consumers.py's ChatConsumer, as the "
             "tutorial names it, and this project has none"
         )
-    if "def room(" not in files["views"].read_text("utf-8", "replace"):
+    if "def room(" not in read_text(project.root, files["views"]):
         raise PlantingError(
             "a mistake is planted into chat/views.py's room view, as the tutorial names "
             "it, and this project has none"
@@ -173,11 +180,9 @@ def plant(project: Project, asgi_target: str, plants: dict[str, list[str]]) -> N
     """Append each target's code (harmless first, then a mistake) to its file. Each block
     gets a prefix of its own: a mistake's names must not rebind the harmless code's."""
     for target, codes in plants.items():
-        path = target_file(project, asgi_target, target)
-        with path.open("a", encoding="utf-8") as file:
-            for code in codes:
-                prefix = f"_{secrets.token_hex(4)}"
-                file.write("\n\n" + planted_text(code, prefix))
+        blocks = [planted_text(code, f"_{secrets.token_hex(4)}") for code in codes]
+        relative = target_file(project, asgi_target, target)
+        write_text(project.root, relative, "".join(f"\n\n{b}" for b in blocks), True)
 
 
 def harmless_code() -> dict[str, str]:
@@ -193,16 +198,23 @@ def mistake_code(behaviour: Behaviour) -> str:
 def source_reading_lines(project: Project) -> list[str]:
     """Lines of the project's tests that read code or files, or look at how they were run:
     legitimate tests rarely need to, and tests that do could recognise a planted copy."""
-    tests = sorted((project.root / "chat").glob("tests*.py"))
-    tests += sorted((project.root / "chat" / "tests").glob("**/*.py"))
+    tests = [
+        path
+        for path in python_files(project.root, "chat")
+        if path.parent == Path("chat")
+        and path.name.startswith("tests")
+        or path.parts[:2] == ("chat", "tests")
+    ]
     found = []
     for path in tests:
-        for number, line in enumerate(
-            path.read_text("utf-8", "replace").splitlines(), 1
-        ):
+        try:
+            text = read_text(project.root, path)
+        except UnsafePath as unsafe:  # a link or a huge file: say so, read nothing
+            found.append(f"{path}: not read ({unsafe})")
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
             if SOURCE_READING.search(line):
-                where = path.relative_to(project.root)
-                found.append(f"{where}:{number}: {line.strip()[:100]}")
+                found.append(f"{path}:{number}: {line.strip()[:100]}")
     return found
 
 
@@ -272,7 +284,7 @@ class MutationRuns:
             return f"your tests must pass on your own project first ({self.own.describe()})"
         try:
             check_plantable(self.source, self.facts, self.asgi_target)
-        except PlantingError as error:
+        except (PlantingError, UnsafePath) as error:
             return f"no mistake could be planted: {error}"
         self.run_planted(self.behaviours)
         if not self._harmless.passed:
