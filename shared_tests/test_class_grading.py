@@ -213,6 +213,31 @@ def test_a_folder_that_is_not_a_class_is_one_line(tmp_path):
     assert result.returncode == 2 and "holds no sub-folder or .zip" in result.stderr
 
 
+def test_a_malformed_zip_gets_a_row_and_the_class_goes_on(tmp_path):
+    """A zip that cannot be unpacked (a member that is both a file and a folder; a damaged
+    member) gets a row saying so and a zero; the other students are graded as usual."""
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    with zipfile.ZipFile(submissions / "file-and-folder.zip", "w") as zipped:
+        zipped.writestr("chat", "a file")
+        zipped.writestr("chat/views.py", "a file inside the file")
+    with zipfile.ZipFile(submissions / "damaged.zip", "w") as zipped:
+        zipped.writestr("manage.py", "print('hi')" * 100)
+    damaged = bytearray((submissions / "damaged.zip").read_bytes())
+    damaged[40] ^= 0xFF  # inside the member's data: its checksum no longer matches
+    (submissions / "damaged.zip").write_bytes(bytes(damaged))
+    copy_stage(STAGE, submissions, "ada")
+    result = grade_class(
+        submissions, tmp_path / "report", "--behaviour", "manage_check"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "report" / "class.csv")
+    for student in ("file-and-folder", "damaged"):
+        assert "is not a readable zip" in rows[student]["note"], rows[student]
+        assert rows[student]["score"] == "0"
+    assert rows["ada"]["score"] == rows["ada"]["max_score"] != "0"
+
+
 def test_a_zip_that_escapes_its_folder_is_refused(tmp_path):
     """A zip entry like ../../evil.py is refused (zip slip), a link inside is left out."""
     submissions = tmp_path / "submissions"

@@ -150,6 +150,9 @@ def grade_student(
             copy = project.copy_to(Path(scratch) / submission.student)
         except ProjectError as error:
             results = cannot_grade(submission, options, folder, str(error))
+        except Exception as error:  # noqa: BLE001 - one submission never stops the class
+            why = f"the grader failed on this submission ({type(error).__name__}: {error})"
+            results = cannot_grade(submission, options, folder, why)
         else:
             labelled = RunOptions(**{**options.__dict__, "label": submission.student})
             results = grade_project(copy, labelled, folder).results

@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -93,44 +94,53 @@ def unpack(archive: Path, destination: Path) -> Path:
     """Extract a student's zip into `destination`: regular files and folders only, every path
     inside `destination`, the same size and file caps as a copied project."""
     try:
-        zipped = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as error:
+        with zipfile.ZipFile(archive) as zipped:
+            extract(zipped, archive.name, destination)
+    except ProjectError:
+        raise
+    # A malformed zip fails in many ways: not a zip, a member that is both a file and a
+    # folder, a bad checksum, a compression or an encryption zipfile cannot read.
+    except (
+        OSError, zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError
+    ) as error:  # fmt: skip
         raise ProjectError(f"{archive.name} is not a readable zip ({error})") from None
-    total_bytes = total_files = 0
-    with zipped:
-        for member in zipped.infolist():
-            parts = PurePosixPath(member.filename.replace("\\", "/")).parts
-            if not parts or parts[0] in SKIPPED_ENTRIES:
-                continue
-            if parts[0] == "/" or ".." in parts or ":" in parts[0]:
-                raise ProjectError(
-                    f"{archive.name} holds a path outside the project: {member.filename}"
-                )
-            if any(ignored(part) for part in parts):
-                continue
-            mode = member.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                continue  # a link could point anywhere: leave it out
-            target = destination.joinpath(*parts)
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            total_bytes += member.file_size
-            total_files += 1
-            if total_bytes > MAX_PROJECT_BYTES or total_files > MAX_PROJECT_FILES:
-                raise ProjectError(
-                    f"{archive.name} unpacks to more than "
-                    f"{MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
-                )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zipped.open(member) as source, open(target, "wb") as copy:
-                copied = 0
-                while chunk := source.read(1 << 16):
-                    copied += len(chunk)
-                    if copied > member.file_size:  # a header that lies about the size
-                        raise ProjectError(f"{archive.name} is malformed (sizes lie)")
-                    copy.write(chunk)
     return destination
+
+
+def extract(zipped: zipfile.ZipFile, name: str, destination: Path) -> None:
+    total_bytes = total_files = 0
+    for member in zipped.infolist():
+        parts = PurePosixPath(member.filename.replace("\\", "/")).parts
+        if not parts or parts[0] in SKIPPED_ENTRIES:
+            continue
+        if parts[0] == "/" or ".." in parts or ":" in parts[0]:
+            raise ProjectError(
+                f"{name} holds a path outside the project: {member.filename}"
+            )
+        if any(ignored(part) for part in parts):
+            continue
+        mode = member.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            continue  # a link could point anywhere: leave it out
+        target = destination.joinpath(*parts)
+        if member.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        total_bytes += member.file_size
+        total_files += 1
+        if total_bytes > MAX_PROJECT_BYTES or total_files > MAX_PROJECT_FILES:
+            raise ProjectError(
+                f"{name} unpacks to more than "
+                f"{MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipped.open(member) as source, open(target, "wb") as copy:
+            copied = 0
+            while chunk := source.read(1 << 16):
+                copied += len(chunk)
+                if copied > member.file_size:  # a header that lies about the size
+                    raise ProjectError(f"{name} is malformed (sizes lie)")
+                copy.write(chunk)
 
 
 def fingerprint_submission(submission: Submission) -> str:
