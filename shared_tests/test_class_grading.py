@@ -25,6 +25,9 @@ from shared_tests.graded_projects import (
     settings_sleep_forever,
 )
 from tools.course import REPO
+from tools.grading.class_grading import KEY_FILE, grade_student
+from tools.grading.harness import RunOptions
+from tools.grading.submissions import Submission
 
 pytestmark = pytest.mark.repository
 STAGE = 3
@@ -236,6 +239,20 @@ def test_a_malformed_zip_gets_a_row_and_the_class_goes_on(tmp_path):
         assert "is not a readable zip" in rows[student]["note"], rows[student]
         assert rows[student]["score"] == "0"
     assert rows["ada"]["score"] == rows["ada"]["max_score"] != "0"
+
+
+def test_once_the_grader_changed_no_student_is_graded_by_it(tmp_path):
+    """When the grader's files differ from those the class run started with (a run changed
+    them), the next student is not graded by them: "not graded", a zero, marked void, and
+    nothing kept for the next run to reuse."""
+    submission = Submission("ada", copy_stage(STAGE, tmp_path, "ada"))
+    options = RunOptions(stage=STAGE, behaviours=("manage_check",), sandbox="none")
+    grade = grade_student(
+        submission, options, tmp_path / "report", "the old suite", False
+    )
+    assert grade.results["void"] and grade.results["score"] == 0
+    assert "the grader's own files changed during this class run" in grade.row()["note"]
+    assert not (tmp_path / "report" / "ada" / KEY_FILE).exists()
 
 
 def test_a_zip_that_escapes_its_folder_is_refused(tmp_path):

@@ -80,6 +80,13 @@ class StudentGrade:
         }
 
 
+SUITE_CHANGED = (
+    "not graded: the grader's own files changed during this class run; restore them "
+    "(git checkout -- shared_tests tools) and grade the class again"
+)
+EXIT_VOID = 3  # as `make grade` exits when its run is void
+
+
 def default_jobs() -> int:
     """How many students at once: the cores plus one (much of a grade is waiting on
     sockets), at most one per 1.5 GB of memory (a run with its browser peaks near 1 GB)."""
@@ -139,6 +146,11 @@ def grade_student(
     if not fresh and (results := previous_grade(folder, key)) is not None:
         return StudentGrade(submission.student, results, 0.0, reused=True)
     (folder / KEY_FILE).unlink(missing_ok=True)
+    if (
+        suite_key() != suite
+    ):  # an earlier run changed them: the grader is not trusted now
+        results = cannot_grade(submission, options, folder, SUITE_CHANGED)
+        return StudentGrade(submission.student, {**results, "void": True}, 0.0)
     note = ""
     with tempfile.TemporaryDirectory(prefix="workshop-class-") as scratch:
         try:
@@ -160,7 +172,10 @@ def grade_student(
         results.setdefault("output", "")
         results["output"] = (note + "\n" + results["output"]).strip()
         (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / KEY_FILE).write_text(key + "\n", encoding="utf-8")
+    if not results.get(
+        "void"
+    ):  # a void grade is never reused: the next run grades again
+        (folder / KEY_FILE).write_text(key + "\n", encoding="utf-8")
     return StudentGrade(submission.student, results, time.monotonic() - started, note)
 
 
@@ -299,6 +314,15 @@ def main(argv=None) -> int:
     )
     print(f"Class: {report_root / 'class.csv'}")
     print(f"Summary: {report_root / 'index.html'}")
+    void = [g.student for g in grades if g.results.get("void")]
+    if void:
+        print(
+            f"VOID for {len(void)} students ({', '.join(void[:5])}"
+            f"{' ...' if len(void) > 5 else ''}): the grader's own files changed during "
+            "this run. Restore them (git checkout -- shared_tests tools) and grade again.",
+            file=sys.stderr,
+        )
+        return EXIT_VOID
     return 0
 
 
