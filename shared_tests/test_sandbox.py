@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from shared_tests.browser import NoBrowser, start_browser
@@ -234,6 +235,37 @@ def test_the_test_browser_cannot_read_the_grader_files():
         finally:
             driver.quit()
     assert shown == {"sandboxed": False, "plain": True}
+
+
+def data_limit(pid: int) -> str:
+    """The soft limit on the memory process `pid` writes to, as /proc shows it."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max data size"):
+            return line.split()[3]
+    raise AssertionError(f"/proc/{pid}/limits has no data size line")
+
+
+def test_the_test_browser_runs_under_the_sandboxs_limits():
+    """A page a student's server sends could make Chromium eat memory or start processes
+    without end: while grading, every Chromium process has the sandbox's limit on the memory
+    it writes to. Without the sandbox it has none, which proves the check can fail."""
+    limits = {}
+    for name, sandbox in (("sandboxed", bwrap_sandbox()), ("plain", None)):
+        try:
+            driver = start_browser(sandbox) if sandbox else start_browser()
+        except NoBrowser as missing:
+            missing_prerequisite(str(missing))
+        try:
+            family = psutil.Process(driver.service.process.pid).children(recursive=True)
+            limits[name] = {
+                data_limit(process.pid)
+                for process in family
+                if process.name()
+                in ("chromium", "chrome")  # the browser, its renderers
+            }
+        finally:
+            driver.quit()
+    assert limits == {"sandboxed": {str(LIMITS.memory_bytes)}, "plain": {"unlimited"}}
 
 
 def test_the_sandbox_user_is_not_shared_between_runs():

@@ -179,8 +179,8 @@ class Sandbox:
     def for_browser(self, programs) -> Sandbox:
         """The sandbox for the test browser while grading: Chromium is the grader's program,
         but a student's server drives what it loads and could talk to chromedriver on the
-        loopback, so it too sees only the system, as a user of its own (no limits: Chromium
-        reserves terabytes of address space)."""
+        loopback, so it too sees only the system, as a user of its own, with the limits of a
+        student's Chromium (the memory it writes to, not its address space: see Limits)."""
         if not self.enabled:
             return self
         uid = claim_sandbox_user() if self.uid is not None else None
@@ -191,14 +191,16 @@ class Sandbox:
         """A trusted program (the browser) in this sandbox, with only a private /tmp."""
         if not self.enabled:
             return list(argv)
+        # A page a student's server sends could eat memory or start processes without end.
+        limits = limit_command(self.limits, self.process_limit(), "data")
         if self.kind == "user":
-            return ["env", "HOME=/tmp", *become_user(self.uid)[1:], "--", *argv]
+            return ["env", "HOME=/tmp", *become_user(self.uid)[1:], *limits, "--", *argv]
         command = bwrap_options(self.readable, None, as_root=self.uid is not None)
         command += ["--ro-bind", "/sys", "/sys", "--chdir", "/tmp"]
         command += ["--setenv", "HOME", "/tmp"]
         if self.uid is not None:
             command += become_user(self.uid)
-        return command + ["--", *argv]
+        return command + limits + ["--", *argv]
 
 
 NO_SANDBOX = Sandbox("none")
