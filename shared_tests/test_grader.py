@@ -65,6 +65,23 @@ def test_pristine_stage_gets_full_marks_through_make_and_is_left_untouched(tmp_p
     assert not report_dir.exists()
 
 
+@pytest.mark.parametrize("tool", ["tools.grading.grade", "tools.grading.class_grading"])
+def test_an_unknown_behaviour_is_one_line_not_a_traceback(tmp_path, tool):
+    """A mistyped --behaviour is named in one line (exit 2) before anything is graded."""
+    folder = "--project" if tool.endswith(".grade") else "--submissions"
+    result = subprocess.run(
+        [sys.executable, "-m", tool, folder, str(tmp_path), "--stage", "3"]
+        + ["--behaviour", "nope"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "course.toml has no behaviour 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_tutorial_project_gets_full_core_marks(tmp_path):
     """A project that follows the official tutorial to the letter (package `chatsite`, Redis
     hard-coded at 127.0.0.1:6379) gets every core point at stage 4."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -91,6 +92,15 @@ class Course:
             if behaviour.id == behaviour_id:
                 return behaviour
         raise KeyError(f"course.toml has no behaviour {behaviour_id!r}")
+
+
+def behaviour_argument(value: str) -> str:
+    """An argparse type: `value` if course.toml has that behaviour, else a one-line error."""
+    if not any(behaviour.id == value for behaviour in load_course().behaviours):
+        raise argparse.ArgumentTypeError(
+            f"course.toml has no behaviour {value!r} (see the ids in shared_tests/course.toml)"
+        )
+    return value
 
 
 @cache

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.course import REPO, load_course
+from tools.course import REPO, behaviour_argument, load_course
 from tools.grading.harness import RUN_TIME_LIMIT, RunOptions, grade_project
 from tools.grading.integrity import HASHED
 from tools.grading.project import ProjectError, find_project
@@ -267,7 +267,9 @@ def parse_args(argv):
     parser.add_argument("--strict", action="store_true", help="robustness counts too")
     parser.add_argument("--report-dir", default=str(REPO / "grade-report"))
     parser.add_argument("--unsandboxed", action="store_true")
-    parser.add_argument("--behaviour", action="append", default=[])
+    parser.add_argument(
+        "--behaviour", action="append", default=[], type=behaviour_argument
+    )
     parser.add_argument("--time-limit", type=float, default=RUN_TIME_LIMIT)
     parser.add_argument("--load-time-limit", type=float, default=LIMITS.load_seconds)
     return parser.parse_args(argv)

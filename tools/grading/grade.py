@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tools.course import REPO, load_course
+from tools.course import REPO, behaviour_argument, load_course
 from tools.grading.harness import (
     EXIT_UNUSABLE,
     RUN_TIME_LIMIT,
@@ -42,7 +42,11 @@ def parse_args(argv):
         "--report-dir", help="default: grade-report/<the project's folder name>"
     )
     parser.add_argument(
-        "--behaviour", action="append", default=[], help="grade only this behaviour"
+        "--behaviour",
+        action="append",
+        default=[],
+        type=behaviour_argument,
+        help="grade only this behaviour",
     )
     parser.add_argument(
         "--kind", choices=("core", "robustness"), help="grade only core or robustness"

@@ -194,7 +194,14 @@ class Sandbox:
         # A page a student's server sends could eat memory or start processes without end.
         limits = limit_command(self.limits, self.process_limit(), "data")
         if self.kind == "user":
-            return ["env", "HOME=/tmp", *become_user(self.uid)[1:], *limits, "--", *argv]
+            return [
+                "env",
+                "HOME=/tmp",
+                *become_user(self.uid)[1:],
+                *limits,
+                "--",
+                *argv,
+            ]
         command = bwrap_options(self.readable, None, as_root=self.uid is not None)
         command += ["--ro-bind", "/sys", "/sys", "--chdir", "/tmp"]
         command += ["--setenv", "HOME", "/tmp"]
