@@ -11,6 +11,8 @@ import pytest
 
 from shared_tests.graded_projects import COURSE, copy_stage, edit, grade
 from tools.course import REPO
+from tools.grading.project import find_project
+from tools.grading.student_tests import source_reading_lines
 
 pytestmark = pytest.mark.repository
 PLANTED = [behaviour.id for behaviour in COURSE.behaviours if behaviour.plant]
@@ -202,3 +204,15 @@ def test_tests_that_check_nothing_or_sniff_the_copy_catch_no_mistake(tmp_path):
     assert f"your tests caught 0 of {len(PLANTED)} planted mistakes" in graded.report
     assert "Read before trusting the stage-6 score" in graded.report
     assert "os.getcwd()" in graded.report
+
+
+def test_code_outside_the_tests_that_reads_the_project_is_listed(tmp_path):
+    """settings.py or manage.py could tell a planted copy by reading its files and exit, so
+    the grader lists such lines anywhere in the project, not only in the tests. The stages'
+    own code has none: a pristine project gets no such note."""
+    project = copy_stage(6, tmp_path)
+    assert source_reading_lines(find_project(project)) == []
+    with open(project / "mysite" / "settings.py", "a", encoding="utf-8") as settings:
+        settings.write("\n_TELL = open('chat/consumers.py').read().count('_')\n")
+    lines = source_reading_lines(find_project(project))
+    assert len(lines) == 1 and lines[0].startswith("mysite/settings.py:"), lines

@@ -33,8 +33,8 @@ def mutation_runs(request, tmp_path_factory, stages_under_test):
             reading = source_reading_lines(stage.source)
             if reading:  # for the grader to review, not a failure
                 request.config.workshop_report.notes.append(
-                    "Read before trusting the stage-6 score: the tests read code or "
-                    "files, which could recognise a planted copy:\n  "
+                    "Read before trusting the stage-6 score: the project's tests or "
+                    "code read code or files, which could recognise a planted copy:\n  "
                     + "\n  ".join(reading[:10])
                 )
         return cache[number]

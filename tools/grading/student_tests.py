@@ -56,6 +56,12 @@ SOURCE_READING = re.compile(
     r"\b(inspect|getsource|__code__|co_code|hashlib|read_text|read_bytes|(?<![.\w])open\(|"
     r"__file__|sys\.argv|getcwd|_planted)"
 )
+# The same in the rest of the project (settings.py or manage.py could tell a planted copy
+# and exit), without what every settings.py does (BASE_DIR from __file__).
+CODE_READING = re.compile(
+    r"\b(inspect|getsource|__code__|co_code|read_text|read_bytes|(?<![.\w])open\(|"
+    r"glob|os\.walk|listdir|scandir|_planted)"
+)
 
 
 class PlantingError(Exception):
@@ -196,24 +202,24 @@ def mistake_code(behaviour: Behaviour) -> str:
 
 
 def source_reading_lines(project: Project) -> list[str]:
-    """Lines of the project's tests that read code or files, or look at how they were run:
-    legitimate tests rarely need to, and tests that do could recognise a planted copy."""
-    tests = [
-        path
-        for path in python_files(project.root, "chat")
-        if path.parent == Path("chat")
-        and path.name.startswith("tests")
-        or path.parts[:2] == ("chat", "tests")
-    ]
+    """Lines of the project that read code or files, or look at how they were run:
+    legitimate tests and code rarely need to, and a project that does could recognise a
+    planted copy (its tests, or its settings.py or manage.py, failing only there)."""
     found = []
-    for path in tests:
+    for path in python_files(project.root, "."):
+        is_test = path.parts[:1] == ("chat",) and (
+            path.name.startswith("tests") or path.parts[1:2] == ("tests",)
+        )
+        if "migrations" in path.parts:
+            continue
         try:
             text = read_text(project.root, path)
         except UnsafePath as unsafe:  # a link or a huge file: say so, read nothing
             found.append(f"{path}: not read ({unsafe})")
             continue
+        pattern = SOURCE_READING if is_test else CODE_READING
         for number, line in enumerate(text.splitlines(), 1):
-            if SOURCE_READING.search(line):
+            if pattern.search(line):
                 found.append(f"{path}:{number}: {line.strip()[:100]}")
     return found
 
