@@ -88,6 +88,20 @@ def test_a_fresh_folder_replaces_a_link_without_following_it(project):
     assert (outside / "keep.txt").read_text() == "kept"
 
 
+def test_a_fresh_folder_empties_an_old_one_without_following_its_links(project):
+    """An old folder where the grader makes its own (a submission may ship one) is removed
+    with its contents; a link inside it is removed as a link, its target kept."""
+    outside = project.parent / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("kept")
+    (project / ".tls").mkdir()
+    (project / ".tls" / "old.pem").write_text("old")
+    os.symlink(outside, project / ".tls" / "elsewhere")
+    made = fresh_folder(project, ".tls", owner=None)
+    assert list(made.iterdir()) == []
+    assert (outside / "keep.txt").read_text() == "kept"
+
+
 def test_the_test_files_listed_skip_linked_folders(project):
     """python_files lists the project's own .py files, not those behind a linked folder."""
     (project / "chat" / "tests").mkdir()
