@@ -218,22 +218,29 @@ for host in sys.argv[2:]:
     assert not reached, f"from inside the grading network it reached {reached}"
 
 
-def test_the_test_browser_cannot_read_the_grader_files():
-    """While grading, Chromium runs in the sandbox too: a student's page (or a student's
-    process talking to chromedriver) cannot make it read the checkout. Without the sandbox
-    the same page shows the file, which proves the check can fail."""
-    grader_file = (REPO / "shared_tests" / "conftest.py").as_uri()
-    shown = {}
+def sandboxed_and_plain_browsers():
+    """("sandboxed", a browser started as grading starts it), then ("plain", one started as
+    `make test` does): a check that differs between them can fail. Each quits after its turn."""
     for name, sandbox in (("sandboxed", bwrap_sandbox()), ("plain", None)):
         try:
             driver = start_browser(sandbox) if sandbox else start_browser()
         except NoBrowser as missing:
             missing_prerequisite(str(missing))
         try:
-            driver.get(grader_file)
-            shown[name] = "def pytest_configure" in driver.page_source
+            yield name, driver
         finally:
             driver.quit()
+
+
+def test_the_test_browser_cannot_read_the_grader_files():
+    """While grading, Chromium runs in the sandbox too: a student's page (or a student's
+    process talking to chromedriver) cannot make it read the checkout. Without the sandbox
+    the same page shows the file, which proves the check can fail."""
+    grader_file = (REPO / "shared_tests" / "conftest.py").as_uri()
+    shown = {}
+    for name, driver in sandboxed_and_plain_browsers():
+        driver.get(grader_file)
+        shown[name] = "def pytest_configure" in driver.page_source
     assert shown == {"sandboxed": False, "plain": True}
 
 
@@ -250,21 +257,10 @@ def test_the_test_browser_runs_under_the_sandboxs_limits():
     without end: while grading, every Chromium process has the sandbox's limit on the memory
     it writes to. Without the sandbox it has none, which proves the check can fail."""
     limits = {}
-    for name, sandbox in (("sandboxed", bwrap_sandbox()), ("plain", None)):
-        try:
-            driver = start_browser(sandbox) if sandbox else start_browser()
-        except NoBrowser as missing:
-            missing_prerequisite(str(missing))
-        try:
-            family = psutil.Process(driver.service.process.pid).children(recursive=True)
-            limits[name] = {
-                data_limit(process.pid)
-                for process in family
-                if process.name()
-                in ("chromium", "chrome")  # the browser, its renderers
-            }
-        finally:
-            driver.quit()
+    for name, driver in sandboxed_and_plain_browsers():
+        family = psutil.Process(driver.service.process.pid).children(recursive=True)
+        chromium = [p for p in family if p.name() in ("chromium", "chrome")]
+        limits[name] = {data_limit(process.pid) for process in chromium}
     assert limits == {"sandboxed": {str(LIMITS.memory_bytes)}, "plain": {"unlimited"}}
 
 
