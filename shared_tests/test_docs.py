@@ -72,6 +72,8 @@ MESSAGES = [
     "the submission has no manage.py (at its top or one folder down)",
     "the submission holds several projects",
     "is not a readable zip",
+    "is not a regular file",
+    "is not a path inside the project",
     "holds a path outside the project",
     "unpacks to more than",
     "is missing (the grading step did not run)",
