@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.course import REPO, load_course
+from tools.grading.project import NOT_COPIED
 
 COURSE = load_course()
 TUTORIAL_PROJECT = REPO / "shared_tests" / "fixtures" / "tutorial_chat"
@@ -73,7 +74,8 @@ def copy_stage(number: int, tmp_path: Path, name: str = "student") -> Path:
     shutil.copytree(
         COURSE.stage(number).path,
         destination,
-        ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"),
+        # As the grader copies: no caches, no databases (nor a journal a test is writing).
+        ignore=shutil.ignore_patterns(*NOT_COPIED),
     )
     return destination
 

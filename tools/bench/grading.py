@@ -26,6 +26,7 @@ from tools.bench.facts import cpu_model, load_average
 from tools.bench.report import table
 from tools.course import REPO, load_course
 from tools.grading.class_grading import default_jobs
+from tools.grading.project import NOT_COPIED
 
 BASELINE = "c1eb523"  # the grader before issue 8 (sandbox) and issue 9 (classes)
 RESULTS = REPO / "docs" / "images" / "bench" / "grading.json"
@@ -83,7 +84,8 @@ def copy_project(stage: int, destination: Path) -> Path:
     shutil.copytree(
         load_course().stage(stage).path,
         destination,
-        ignore=shutil.ignore_patterns("__pycache__", "db.sqlite3"),
+        # As the grader copies: no caches, no databases (nor a journal a test is writing).
+        ignore=shutil.ignore_patterns(*NOT_COPIED),
     )
     return destination
 
