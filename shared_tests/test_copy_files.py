@@ -103,11 +103,14 @@ def test_a_fresh_folder_empties_an_old_one_without_following_its_links(project):
 
 
 def test_the_test_files_listed_skip_linked_folders(project):
-    """python_files lists the project's own .py files, not those behind a linked folder."""
+    """python_files lists the project's own .py files, not those behind a linked folder; a
+    linked .py is listed, so that reading it says it is a link instead of hiding it."""
     (project / "chat" / "tests").mkdir()
     (project / "chat" / "tests" / "test_room.py").write_text("")
     os.symlink(project.parent, project / "chat" / "tests" / "elsewhere")
+    os.symlink(project.parent / "grader.py", project / "chat" / "tests" / "linked.py")
     assert [str(p) for p in python_files(project, "chat")] == [
+        "chat/tests/linked.py",
         "chat/tests/test_room.py",
         "chat/views.py",
     ]

@@ -116,7 +116,8 @@ def fresh_folder(root: Path, relative: str | PurePath, owner: int | None) -> Pat
 
 
 def python_files(root: Path, relative: str | PurePath) -> list[PurePath]:
-    """The .py files below root/relative (relative to root), not entering linked folders."""
+    """The .py names below root/relative (relative to root), not entering linked folders. A
+    link named .py is listed too: reading it (read_text) then says it is a link."""
     top = root / relative
     if top.is_symlink() or not top.is_dir():
         return []
@@ -124,9 +125,7 @@ def python_files(root: Path, relative: str | PurePath) -> list[PurePath]:
     for folder, folders, files in os.walk(top):  # does not enter linked folders
         here = Path(folder)
         found += [
-            (here / name).relative_to(root)
-            for name in files
-            if name.endswith(".py") and not (here / name).is_symlink()
+            (here / name).relative_to(root) for name in files if name.endswith(".py")
         ]
         folders.sort()
     return sorted(found)
