@@ -25,9 +25,11 @@ from shared_tests.graded_projects import (
     settings_sleep_forever,
 )
 from tools.course import REPO
+from tools.grading import project as project_module
 from tools.grading.class_grading import KEY_FILE, grade_student
 from tools.grading.harness import RunOptions
-from tools.grading.submissions import Submission
+from tools.grading.project import ProjectError, copy_tree
+from tools.grading.submissions import Submission, unpack
 
 pytestmark = pytest.mark.repository
 STAGE = 3
@@ -253,6 +255,21 @@ def test_once_the_grader_changed_no_student_is_graded_by_it(tmp_path):
     assert grade.results["void"] and grade.results["score"] == 0
     assert "the grader's own files changed during this class run" in grade.row()["note"]
     assert not (tmp_path / "report" / "ada" / KEY_FILE).exists()
+
+
+def test_a_submission_past_the_size_caps_is_refused(tmp_path, monkeypatch):
+    """A zip that would unpack to more than 100 MB (a zip bomb) is refused before its file
+    is written, and so is a folder of more files than the cap (a virtualenv inside?)."""
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("manage.py", bytes(project_module.MAX_PROJECT_BYTES + 1))
+    with pytest.raises(ProjectError, match="unpacks to more than 100 MB"):
+        unpack(bomb, tmp_path / "unpacked")
+    assert not (tmp_path / "unpacked" / "manage.py").exists()
+
+    monkeypatch.setattr(project_module, "MAX_PROJECT_FILES", 3)
+    with pytest.raises(ProjectError, match="a virtualenv or data inside the project"):
+        copy_tree(copy_stage(STAGE, tmp_path), tmp_path / "copy")
 
 
 def test_a_zip_that_escapes_its_folder_is_refused(tmp_path):

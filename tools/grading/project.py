@@ -42,6 +42,10 @@ NOT_COPIED = (
 # A submission bigger than this is not a chat project (or it carries its virtualenv).
 MAX_PROJECT_BYTES = 100 * 1024 * 1024
 MAX_PROJECT_FILES = 20_000
+
+CAPS = f"more than {MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
+
+
 # What a project process inherits from the grader's environment (nothing else: no tokens,
 # no paths to the grader's files).
 INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")
@@ -207,10 +211,26 @@ def ignored(name: str) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in NOT_COPIED)
 
 
+class SizeBudget:
+    """Counts a project's files and bytes as they are copied or unpacked; past the caps,
+    ProjectError with `too_big` (which names the caps: CAPS)."""
+
+    def __init__(self, too_big: str):
+        self.too_big = too_big
+        self.files = self.bytes = 0
+
+    def add(self, size: int) -> None:
+        self.files, self.bytes = self.files + 1, self.bytes + size
+        if self.bytes > MAX_PROJECT_BYTES or self.files > MAX_PROJECT_FILES:
+            raise ProjectError(self.too_big)
+
+
 def copy_tree(source: Path, destination: Path) -> None:
     """Copy a project's regular files, folders and symlinks (as links, never followed); skip
     anything else (pipes, devices) and refuse a tree too big to be a chat project."""
-    total_bytes = total_files = 0
+    budget = SizeBudget(
+        f"{source} holds {CAPS}: a virtualenv or data inside the project? Leave them out."
+    )
     for root, folders, files in os.walk(source):
         here = Path(root)
         target = destination / here.relative_to(source)
@@ -229,14 +249,7 @@ def copy_tree(source: Path, destination: Path) -> None:
                 continue
             if not stat.S_ISREG(info.st_mode):
                 continue
-            total_bytes += info.st_size
-            total_files += 1
-            if total_bytes > MAX_PROJECT_BYTES or total_files > MAX_PROJECT_FILES:
-                raise ProjectError(
-                    f"{source} holds more than {MAX_PROJECT_BYTES // 2**20} MB or "
-                    f"{MAX_PROJECT_FILES} files: a virtualenv or data inside the project? "
-                    "Leave them out."
-                )
+            budget.add(info.st_size)
             shutil.copyfile(path, copy)
             os.chmod(copy, 0o755 if info.st_mode & 0o100 else 0o644)
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tools.grading.project import (
-    MAX_PROJECT_BYTES,
-    MAX_PROJECT_FILES,
+    CAPS,
     ProjectError,
+    SizeBudget,
     ignored,
 )
 
@@ -108,7 +108,7 @@ def unpack(archive: Path, destination: Path) -> Path:
 
 
 def extract(zipped: zipfile.ZipFile, name: str, destination: Path) -> None:
-    total_bytes = total_files = 0
+    budget = SizeBudget(f"{name} unpacks to {CAPS}")
     for member in zipped.infolist():
         parts = PurePosixPath(member.filename.replace("\\", "/")).parts
         if not parts or parts[0] in SKIPPED_ENTRIES:
@@ -126,13 +126,7 @@ def extract(zipped: zipfile.ZipFile, name: str, destination: Path) -> None:
         if member.is_dir():
             target.mkdir(parents=True, exist_ok=True)
             continue
-        total_bytes += member.file_size
-        total_files += 1
-        if total_bytes > MAX_PROJECT_BYTES or total_files > MAX_PROJECT_FILES:
-            raise ProjectError(
-                f"{name} unpacks to more than "
-                f"{MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
-            )
+        budget.add(member.file_size)
         target.parent.mkdir(parents=True, exist_ok=True)
         with zipped.open(member) as source, open(target, "wb") as copy:
             copied = 0
