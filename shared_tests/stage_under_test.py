@@ -3,12 +3,13 @@ project, what loading it revealed, and its server."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from shared_tests.servers import Server, ServerPool
 from tools.deployment.certificate import TLSFiles, self_signed_pem
-from tools.grading.copy_files import fresh_folder, is_file, write_text
+from tools.grading.copy_files import UnsafePath, fresh_folder, open_file, write_text
 from tools.grading.project import Project, load_failure
 
 
@@ -167,9 +168,10 @@ class StageUnderTest:
                 f"`python manage.py createsuperuser` failed: {failure}"
             )
 
-    @property
-    def database_file(self) -> Path:
-        """The project's SQLite file, which the tests may lock to hold up a write."""
+    def open_database(self) -> int:
+        """A descriptor of the project's SQLite file, which the tests may lock to hold up a
+        write: opened without following a link, so a link swapped in later changes nothing
+        (SQLite opens it again as /proc/self/fd/N). Keep it open while the lock is held."""
         database = self.facts.get("database") or {}
         if "sqlite3" not in database.get("engine", ""):
             raise DatabaseProblem(
@@ -177,10 +179,9 @@ class StageUnderTest:
                 "this check needs SQLite (django.db.backends.sqlite3)"
             )
         name = Path(database["name"])
-        path = self.project.root / name
-        # Not through a link, nor out of the folder with "..": the grader opens this file.
-        if name.is_absolute() or not is_file(self.project.root, name):
+        try:  # not through a link, nor out of the folder with ".."
+            return open_file(self.project.root, name, os.O_RDWR)
+        except UnsafePath:
             raise DatabaseProblem(
                 f"the project's SQLite file {name} is not in the project folder"
-            )
-        return path
+            ) from None

@@ -58,6 +58,15 @@ def test_a_linked_folder_on_the_way_is_refused(project):
     assert not (project.parent / "planted.py").exists()
 
 
+def test_a_hard_link_is_not_written(project):
+    """A hard link shares its file with another name (in the "user" sandbox, perhaps a
+    grader's file): the grader refuses to write it, and empties nothing first."""
+    os.link(project / "chat" / "views.py", project / "chat" / "linked.py")
+    with pytest.raises(UnsafePath, match="hard link"):
+        write_text(project, "chat/linked.py", "replaced\n")
+    assert (project / "chat" / "views.py").read_text() == "def room(request): ...\n"
+
+
 def test_paths_out_of_the_project_are_refused(project):
     """An absolute path, or one climbing out with "..", is never opened."""
     for path in ("/etc/passwd", "../grader.py", "chat/../../grader.py"):
@@ -77,7 +86,7 @@ def test_a_pipe_or_a_huge_file_does_not_hold_up_the_grader(project):
 
 
 def test_a_fresh_folder_replaces_a_link_without_following_it(project):
-    """A link where the grader makes its folder is removed, not entered: what it pointed
+    """A link where the grader makes its folder is put aside, not entered: what it pointed
     to keeps its files, and the new folder is empty."""
     outside = project.parent / "outside"
     outside.mkdir()
@@ -88,15 +97,16 @@ def test_a_fresh_folder_replaces_a_link_without_following_it(project):
     assert (outside / "keep.txt").read_text() == "kept"
 
 
-def test_a_fresh_folder_empties_an_old_one_without_following_its_links(project):
-    """An old folder where the grader makes its own (a submission may ship one) is removed
-    with its contents; a link inside it is removed as a link, its target kept."""
+def test_a_fresh_folder_puts_an_old_one_aside_without_entering_it(project):
+    """An old folder where the grader makes its own (a submission may ship one, full of
+    links and pipes) is renamed aside, never entered; the new one is empty."""
     outside = project.parent / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("kept")
     (project / ".tls").mkdir()
     (project / ".tls" / "old.pem").write_text("old")
     os.symlink(outside, project / ".tls" / "elsewhere")
+    os.mkfifo(project / ".tls" / "pipe")
     made = fresh_folder(project, ".tls", owner=None)
     assert list(made.iterdir()) == []
     assert (outside / "keep.txt").read_text() == "kept"

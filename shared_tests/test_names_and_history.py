@@ -3,10 +3,10 @@ session, or the logged-in user), and a newcomer gets the room's history from the
 
 import datetime
 import json
+import os
 import sqlite3
 import time
 import uuid
-from urllib.parse import quote
 
 import pytest
 
@@ -217,14 +217,14 @@ def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
     """The test locks the database: the sender's write must wait. Meanwhile a socket in
     another room still gets its pong, so the write waits in a thread, not in the event loop.
     Once unlocked, the message arrives."""
-    database = stage_project.database_file
+    database = stage_project.open_database()  # closed last: closing drops the lock
     with (
         chat_socket(server, room_name("writer")) as writer,
         chat_socket(server, room_name("other")) as other,
     ):
-        # mode=rw: never create a file, should a link be swapped in after the check.
+        # The file as opened above, whatever the project has put at its name since.
         lock = sqlite3.connect(
-            f"file:{quote(str(database))}?mode=rw",
+            f"file:/proc/self/fd/{database}?mode=rw",
             uri=True,
             timeout=5,
             isolation_level=None,
@@ -237,6 +237,7 @@ def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
         finally:
             lock.execute("ROLLBACK")
             lock.close()
+            os.close(database)
         assert answered, (
             "while a database write waited, the server answered no ping for "
             f"{PONG_WHILE_LOCKED} s: the write blocks the event loop (a sync ORM call in "

@@ -7,7 +7,7 @@ and a link on the way is an error, never a way out of the project."""
 from __future__ import annotations
 
 import os
-import shutil
+import secrets
 import stat
 from pathlib import Path, PurePath
 
@@ -27,7 +27,10 @@ def steps(relative: str | PurePath) -> tuple[str, ...]:
 
 def open_folder(root: Path, parts: tuple[str, ...]) -> int:
     """A descriptor of root/parts, taken one step at a time without following a link."""
-    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        raise UnsafePath(f"{root}: {error.strerror}") from None
     try:
         for part in parts:
             inner = os.open(
@@ -52,9 +55,15 @@ def open_file(root: Path, relative: str | PurePath, flags: int) -> int:
         raise UnsafePath(f"{relative}: {error.strerror}") from None
     finally:
         os.close(folder)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise UnsafePath(f"{relative} is not a regular file")
+    if flags & (os.O_WRONLY | os.O_RDWR) and info.st_nlink != 1:
+        os.close(
+            fd
+        )  # a hard link: writing would change the file it shares (elsewhere?)
+        raise UnsafePath(f"{relative} is a hard link")
     return fd
 
 
@@ -80,25 +89,25 @@ def write_text(
     root: Path, relative: str | PurePath, text: str, append: bool = False
 ) -> None:
     """Write (or append) `text` to root/relative, made if missing, as a regular file."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    with os.fdopen(open_file(root, relative, flags), "w", encoding="utf-8") as file:
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0)
+    fd = open_file(root, relative, flags)  # checked first: only then emptied
+    if not append:
+        os.ftruncate(fd, 0)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
         file.write(text)
 
 
 def fresh_folder(root: Path, relative: str | PurePath, owner: int | None) -> Path:
-    """An empty folder root/relative made by the grader (whatever was there is removed:
-    a link itself, never what it points to), owned by `owner` if given."""
+    """An empty folder root/relative made by the grader, owned by `owner` if given. Whatever
+    was there is renamed aside, never opened: a link, a pipe or a folder full of them."""
     *folders, name = steps(relative)
     parent = open_folder(root, tuple(folders))
     try:
+        aside = f"{name}.old-{secrets.token_hex(4)}"
         try:
-            info = os.lstat(name, dir_fd=parent)
+            os.rename(name, aside, src_dir_fd=parent, dst_dir_fd=parent)
         except FileNotFoundError:
-            info = None
-        if info is not None and stat.S_ISDIR(info.st_mode):
-            shutil.rmtree(name, dir_fd=parent)  # never follows a link inside it
-        elif info is not None:
-            os.unlink(name, dir_fd=parent)
+            pass
         os.mkdir(name, 0o755, dir_fd=parent)
         made = os.open(
             name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent
