@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import functools
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -26,10 +27,15 @@ from shared_tests.graded_projects import (
 )
 from tools.course import REPO
 from tools.grading import project as project_module
-from tools.grading.class_grading import KEY_FILE, grade_student
+from tools.grading.class_grading import KEY_FILE, grade_student, suite_key
 from tools.grading.harness import RunOptions
 from tools.grading.project import ProjectError, copy_tree
-from tools.grading.submissions import Submission, unpack
+from tools.grading.submissions import (
+    Submission,
+    find_submissions,
+    locate_project,
+    unpack,
+)
 
 pytestmark = pytest.mark.repository
 STAGE = 3
@@ -270,6 +276,35 @@ def test_a_submission_past_the_size_caps_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(project_module, "MAX_PROJECT_FILES", 3)
     with pytest.raises(ProjectError, match="a virtualenv or data inside the project"):
         copy_tree(copy_stage(STAGE, tmp_path), tmp_path / "copy")
+
+
+def test_a_linked_folder_is_not_taken_for_the_students_project(tmp_path):
+    """A submission holding only a link to another student's project is not graded as that
+    project: links are never followed out of a submission."""
+    bob = copy_stage(STAGE, tmp_path, "bob")
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    (alice / "project").symlink_to(bob)
+    with pytest.raises(ProjectError, match="has no manage.py"):
+        locate_project(alice)
+
+
+def test_no_student_takes_the_name_of_the_class_report_files(tmp_path):
+    """A submission named index.html or class.csv gets a folder of another name: the
+    class's summary page and table sit beside the students' folders."""
+    for name in ("index.html", "class.csv", "ada"):
+        (tmp_path / name).mkdir()
+    students = [s.student for s in find_submissions(tmp_path)]
+    assert students == ["ada", "class.csv_", "index.html_"]
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_class(tmp_path):
+    """A file name that is not UTF-8 is hashed as bytes: the student is graded as usual."""
+    submission = Submission("ada", copy_stage(STAGE, tmp_path, "ada"))
+    (submission.path / os.fsdecode(b"\xff.py")).write_text("")
+    options = RunOptions(stage=STAGE, behaviours=("manage_check",), sandbox="none")
+    grade = grade_student(submission, options, tmp_path / "report", suite_key(), False)
+    assert grade.results["score"] == grade.results["max_score"] > 0, grade.results
 
 
 def test_a_zip_that_escapes_its_folder_is_refused(tmp_path):

@@ -141,8 +141,14 @@ def grade_student(
 ) -> StudentGrade:
     folder = report_root / submission.student
     folder.mkdir(parents=True, exist_ok=True)
-    key = grade_key(submission, options, suite)
     started = time.monotonic()
+    try:
+        key = grade_key(submission, options, suite)
+    except OSError as error:  # an unreadable submission: no key, graded as it cannot be
+        why = f"the submission cannot be read ({error})"
+        return StudentGrade(
+            submission.student, cannot_grade(submission, options, folder, why), 0.0
+        )
     if not fresh and (results := previous_grade(folder, key)) is not None:
         return StudentGrade(submission.student, results, 0.0, reused=True)
     (folder / KEY_FILE).unlink(missing_ok=True)

@@ -52,13 +52,14 @@ def find_submissions(folder: str | Path) -> list[Submission]:
         )
     if not path.is_dir():
         raise ClassFolderError(f"{folder}: no such folder of submissions.")
-    found, names = [], set()
+    # The class's own files sit beside the students' folders: no student may take their names.
+    found, names = [], {"class.csv", "index.html"}
     for entry in sorted(path.iterdir()):
         if entry.name.startswith(".") or entry.name in SKIPPED_ENTRIES:
             continue
         if entry.is_dir() or (entry.is_file() and entry.suffix.lower() == ".zip"):
             name = student_name(entry)
-            while name in names:  # alice/ and alice.zip: keep both
+            while name in names:  # alice/ and alice.zip: keep both (alice, alice_)
                 name += "_"
             names.add(name)
             found.append(Submission(name, entry))
@@ -72,12 +73,15 @@ def find_submissions(folder: str | Path) -> list[Submission]:
 def locate_project(root: Path) -> tuple[Path, str]:
     """The folder holding manage.py: `root` itself, or one level down (tolerated, and said).
     Returns (folder, note)."""
-    if (root / "manage.py").is_file():
+    if (root / "manage.py").is_file() and not (root / "manage.py").is_symlink():
         return root, ""
+    # Never through a link: a folder linked to another student's work is not a project.
     nested = sorted(
         p.parent
         for p in root.glob("*/manage.py")
         if p.parent.name not in SKIPPED_ENTRIES
+        and not p.parent.is_symlink()
+        and not p.is_symlink()
     )
     if len(nested) == 1:
         inner = nested[0].relative_to(root).as_posix()
@@ -143,7 +147,9 @@ def fingerprint_submission(submission: Submission) -> str:
     if submission.is_zip:
         digest.update(submission.path.read_bytes())
         return digest.hexdigest()
-    for root, folders, files in sorted(os.walk(submission.path)):  # links not followed
+    # Links not followed; the folders left out are never entered (sorted here, level by
+    # level, so the order is the same every time).
+    for root, folders, files in os.walk(submission.path):
         folders[:] = sorted(f for f in folders if not ignored(f))
         for name in sorted(files + [f for f in folders if Path(root, f).is_symlink()]):
             path = Path(root, name)
@@ -152,7 +158,9 @@ def fingerprint_submission(submission: Submission) -> str:
             if ignored(name):
                 continue
             if stat.S_ISLNK(info.st_mode):
-                digest.update(f"{relative}->{os.readlink(path)}".encode())
-            elif stat.S_ISREG(info.st_mode):
-                digest.update(str(relative).encode() + b"\0" + path.read_bytes())
+                digest.update(os.fsencode(f"{relative}->{os.readlink(path)}"))
+            elif stat.S_ISREG(
+                info.st_mode
+            ):  # any bytes a file name holds, not only UTF-8
+                digest.update(os.fsencode(relative) + b"\0" + path.read_bytes())
     return digest.hexdigest()
