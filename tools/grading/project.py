@@ -43,7 +43,7 @@ NOT_COPIED = (
 MAX_PROJECT_BYTES = 100 * 1024 * 1024
 MAX_PROJECT_FILES = 20_000
 
-CAPS = f"more than {MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
+CAPS = f"{MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
 
 
 # What a project process inherits from the grader's environment (nothing else: no tokens,
@@ -229,7 +229,8 @@ def copy_tree(source: Path, destination: Path) -> None:
     """Copy a project's regular files, folders and symlinks (as links, never followed); skip
     anything else (pipes, devices) and refuse a tree too big to be a chat project."""
     budget = SizeBudget(
-        f"{source} holds {CAPS}: a virtualenv or data inside the project? Leave them out."
+        f"{source} holds more than {CAPS}: a virtualenv or data inside the project? "
+        "Leave them out."
     )
     for root, folders, files in os.walk(source):
         here = Path(root)

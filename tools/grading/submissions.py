@@ -112,7 +112,7 @@ def unpack(archive: Path, destination: Path) -> Path:
 
 
 def extract(zipped: zipfile.ZipFile, name: str, destination: Path) -> None:
-    budget = SizeBudget(f"{name} unpacks to {CAPS}")
+    budget = SizeBudget(f"{name} unpacks to more than {CAPS}")
     for member in zipped.infolist():
         parts = PurePosixPath(member.filename.replace("\\", "/")).parts
         if not parts or parts[0] in SKIPPED_ENTRIES:
