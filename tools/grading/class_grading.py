@@ -152,9 +152,8 @@ def grade_student(
     if not fresh and (results := previous_grade(folder, key)) is not None:
         return StudentGrade(submission.student, results, 0.0, reused=True)
     (folder / KEY_FILE).unlink(missing_ok=True)
-    if (
-        suite_key() != suite
-    ):  # an earlier run changed them: the grader is not trusted now
+    # An earlier run changed the grader's files: it is not trusted now.
+    if suite_key() != suite:
         results = cannot_grade(submission, options, folder, SUITE_CHANGED)
         return StudentGrade(submission.student, {**results, "void": True}, 0.0)
     note = ""
@@ -178,9 +177,8 @@ def grade_student(
         results.setdefault("output", "")
         results["output"] = (note + "\n" + results["output"]).strip()
         (folder / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    if not results.get(
-        "void"
-    ):  # a void grade is never reused: the next run grades again
+    # A void grade is never reused: the next run grades again.
+    if not results.get("void"):
         (folder / KEY_FILE).write_text(key + "\n", encoding="utf-8")
     return StudentGrade(submission.student, results, time.monotonic() - started, note)
 

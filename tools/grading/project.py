@@ -42,10 +42,7 @@ NOT_COPIED = (
 # A submission bigger than this is not a chat project (or it carries its virtualenv).
 MAX_PROJECT_BYTES = 100 * 1024 * 1024
 MAX_PROJECT_FILES = 20_000
-
-CAPS = f"{MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"
-
-
+CAPS = f"{MAX_PROJECT_BYTES // 2**20} MB or {MAX_PROJECT_FILES} files"  # for messages
 # What a project process inherits from the grader's environment (nothing else: no tokens,
 # no paths to the grader's files).
 INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "TZ")

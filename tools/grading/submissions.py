@@ -100,8 +100,6 @@ def unpack(archive: Path, destination: Path) -> Path:
     try:
         with zipfile.ZipFile(archive) as zipped:
             extract(zipped, archive.name, destination)
-    except ProjectError:
-        raise
     # A malformed zip fails in many ways: not a zip, a member that is both a file and a
     # folder, a bad checksum, a compression or an encryption zipfile cannot read.
     except (
@@ -159,8 +157,7 @@ def fingerprint_submission(submission: Submission) -> str:
                 continue
             if stat.S_ISLNK(info.st_mode):
                 digest.update(os.fsencode(f"{relative}->{os.readlink(path)}"))
-            elif stat.S_ISREG(
-                info.st_mode
-            ):  # any bytes a file name holds, not only UTF-8
+            elif stat.S_ISREG(info.st_mode):
+                # os.fsencode: any bytes a file name holds, not only UTF-8.
                 digest.update(os.fsencode(relative) + b"\0" + path.read_bytes())
     return digest.hexdigest()
