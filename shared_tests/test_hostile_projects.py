@@ -29,6 +29,7 @@ from tools.grading.integrity import (
     drop_stale_bytecode,
     fingerprint,
 )
+from tools.grading.project import REPORT_MARK
 
 pytestmark = pytest.mark.repository
 GRACE = 60  # seconds for the grader's own work around a run (start-up, reports)
@@ -49,6 +50,28 @@ with open(_conftest, "a") as _hook:
                 "    outcome = yield\\n    outcome.get_result().outcome = 'passed'\\n")
 """
     )(project)
+
+
+def sync_consumer_printing_an_async_report(at_exit: bool) -> Callable[[Path], None]:
+    """A stage-5 project still on stage 4's sync consumer, whose settings print the report
+    the grader's probe would print for an async one (while loading, or when it exits)."""
+    forged = {
+        "ok": True,
+        "asgi_application": "mysite.asgi.application",
+        "consumers": {"chat.consumers.ChatConsumer": "async"},
+    }
+    line = repr(REPORT_MARK + json.dumps(forged))
+    code = (
+        f"import atexit\natexit.register(print, {line})"
+        if at_exit
+        else f"print({line})"
+    )
+
+    def plant(project: Path) -> None:
+        take_file(project, "chat/consumers.py", from_stage=4)
+        append_to_settings(code)(project)
+
+    return plant
 
 
 @dataclass
@@ -146,6 +169,21 @@ HOSTILE = {
         "exited (code 0) without a word while loading",
         ("manage_check", "ws_round_trip"),
     ),
+    "settings-print-at-exit": Hostile(
+        3,
+        append_to_settings(
+            "import atexit\natexit.register(print, 'Goodbye from settings.py')"
+        ),
+        "PASS",
+        ("consumer_style", "ws_round_trip", "manage_check"),
+        graded_normally=True,
+    ),
+    "settings-print-a-forged-probe-report": Hostile(
+        5,
+        sync_consumer_printing_an_async_report(at_exit=False),
+        "printed the grader's report line",
+        ("consumer_style", "ws_round_trip"),
+    ),
     "consumer-never-accepts": Hostile(
         3,
         lambda p: edit(
@@ -191,6 +229,7 @@ def test_hostile_project_gets_a_report_and_no_more_than_it_earned(tmp_path, case
     case.plant(project)
     options = [o for b in case.behaviours for o in ("--behaviour", b)]
     options += ["--time-limit", str(case.time_limit), *case.options]
+    drop_stale_bytecode()  # as a grade does first: Python compiles them again
     before = fingerprint()
     graded = grade(
         project, case.stage, tmp_path, *options, timeout=case.time_limit + GRACE
@@ -207,6 +246,17 @@ def test_hostile_project_gets_a_report_and_no_more_than_it_earned(tmp_path, case
         assert graded.returncode in (1, 2), graded.output[-2000:]
         assert graded.results["score"] < earned
         assert all(t["status"] == "failed" for t in graded.results["tests"])
+
+
+def test_a_report_printed_at_exit_does_not_change_what_the_grader_learns(tmp_path):
+    """A stage-5 project on a sync consumer whose settings print, at exit, the report of an
+    async one: the probe ends its process right after its own report, so the forged one is
+    never printed and the consumer is still found to be sync."""
+    project = copy_stage(5, tmp_path)
+    sync_consumer_printing_an_async_report(at_exit=True)(project)
+    graded = grade(project, 5, tmp_path, "--behaviour", "consumer_style")
+    assert graded.results["score"] == 0, graded.report
+    assert "is a sync consumer" in graded.report, graded.report
 
 
 def test_links_planted_where_the_grader_writes_nginx_files_are_not_followed(tmp_path):

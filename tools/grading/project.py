@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tools.grading.copy_files import UnsafePath, read_text
 from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
+from tools.overlay.workshop_probe import REPORT_MARK
 
 OVERLAY = Path(__file__).resolve().parent.parent / "overlay"
 # manage.py's os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
@@ -142,12 +143,18 @@ class Project:
                 f"it was still loading after {timeout:g} s (a settings.py or module that "
                 "sleeps or loops forever?) and was stopped"
             )
-        last_line = (result.stdout.strip().splitlines() or [""])[-1]
-        try:
-            facts = json.loads(last_line)
-        except json.JSONDecodeError:
-            facts = None
-        if isinstance(facts, dict) and "ok" in facts:
+        reports = [
+            line.removeprefix(REPORT_MARK)
+            for line in result.stdout.splitlines()
+            if line.startswith(REPORT_MARK)
+        ]
+        if len(reports) > 1:  # the probe prints one, then ends the process
+            return probe_failure(
+                f'it printed the grader\'s report line ("{REPORT_MARK.strip()} ...") '
+                "itself, so nothing it reports can be trusted"
+            )
+        facts = parse_report(reports[0]) if reports else None
+        if facts is not None:
             return facts
         detail = (result.stderr.strip().splitlines() or [""])[-1]
         return probe_failure(detail or exit_description(result.returncode))
@@ -183,6 +190,15 @@ def exit_description(returncode: int) -> str:
     if signal_number > 0:
         return f"it was killed by signal {signal_number} while loading"
     return f"it exited with code {returncode} while loading"
+
+
+def parse_report(text: str) -> dict | None:
+    """The probe's facts from its report line, or None when the line is not one."""
+    try:
+        facts = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return facts if isinstance(facts, dict) and "ok" in facts else None
 
 
 def probe_failure(error: str) -> dict:

@@ -1,15 +1,20 @@
 """Load a Django project the way its server would and print what the workshop needs as JSON.
 
-Run inside a project copy with the environment from tools/grading/project.py. Prints one JSON object:
+Run inside a project copy with the environment from tools/grading/project.py. Prints one line,
+REPORT_MARK followed by a JSON object:
   {"ok": true, "asgi_application": "mysite.asgi.application", "consumers": {...}, ...}
 or, when the project cannot load:
   {"ok": false, "phase": "settings" | "asgi", "error": "<one line>", "where": "<file:line>"}
+The project's own output may come before it; nothing comes after it (see report()).
 """
 
 import json
 import os
 import sys
 import traceback
+
+# Marks the report's line among whatever the project's code prints.
+REPORT_MARK = "workshop-probe-report: "
 
 
 def main():
@@ -121,8 +126,11 @@ def failure(phase, error):
 
 
 def report(facts):
-    print(json.dumps(facts))
-    return 0
+    """Print the report on a line of its own and end the process at once: the project's
+    atexit handlers could print after it, and a thread it started could keep it running."""
+    sys.stdout.write("\n" + REPORT_MARK + json.dumps(facts) + "\n")
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
