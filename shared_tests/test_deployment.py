@@ -41,10 +41,10 @@ def one_socket_per_worker(deployment: Deployment, room: str, cookies=()):
     turns, so two tries usually do): {worker: socket}. The other sockets are closed."""
     by_worker, spare = {}, []
     for _ in range(4 * len(deployment.workers)):
-        before = deployment.connections(room)
+        before = deployment.before_socket(room)
         cookie = cookies[len(by_worker)] if cookies else ""
         socket = open_socket(deployment, chat_path(room), cookie=cookie)
-        worker = deployment.worker_of(room, before)
+        worker = deployment.worker_of(before)
         if worker in by_worker:
             spare.append(socket)
         else:
@@ -139,9 +139,9 @@ def page_not_on(browser, deployment: Deployment, room: str, spared):
     """A room page whose socket is on another worker than `spared` (the idle test's, which
     must live on): (window handle, its worker)."""
     for _ in range(4 * len(deployment.workers)):
-        before = deployment.connections(room)
+        before = deployment.before_socket(room)
         handle = open_room(browser, deployment, room)
-        worker = deployment.worker_of(room, before)
+        worker = deployment.worker_of(before)
         if worker is not spared:
             return handle, worker
         close_windows(browser, [handle])

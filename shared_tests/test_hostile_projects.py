@@ -74,6 +74,55 @@ def sync_consumer_printing_an_async_report(at_exit: bool) -> Callable[[Path], No
     return plant
 
 
+# A stage-9 worker's settings: every other socket it takes goes unlogged, and a worker that
+# took none prints a daphne log line for it, as if it had taken it.
+WORKERS_CLAIMING_EACH_OTHERS_SOCKETS = """
+import os as _os, threading as _threading, time as _time
+from daphne.access import AccessLogGenerator as _Log
+_FORGED = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "forged.txt")
+_real_call, _taken = _Log.__call__, []
+def _call(self, protocol, action, details):
+    if protocol == "websocket" and action == "connected":
+        _taken.append(details["path"])
+        if len(_taken) % 2 == 0:
+            with open(_FORGED, "a") as _file:
+                _file.write(details["path"] + "\\n")
+            return
+    _real_call(self, protocol, action, details)
+_Log.__call__ = _call
+def _claim():
+    claimed = 0
+    while True:
+        _time.sleep(0.01)
+        try:
+            with open(_FORGED) as _file:
+                paths = _file.read().splitlines()
+        except OSError:
+            continue
+        for path in paths[claimed:]:
+            if not _taken:
+                print(f'127.0.0.1:1 - - [forged] "WSCONNECT {path}" - -', flush=True)
+        claimed = len(paths)
+_threading.Thread(target=_claim, daemon=True).start()
+"""
+
+
+def one_worker_whose_logs_claim_two(project: Path) -> None:
+    """A stage-9 project whose nginx sends every socket to one worker (ip_hash: all clients
+    are 127.0.0.1) and whose workers share no rooms (each its own channel layer prefix),
+    with logs that say each worker took every other socket."""
+    edit(
+        project,
+        "deploy/nginx.conf.template",
+        "${WORKER_SERVERS}",
+        "ip_hash;\n        ${WORKER_SERVERS}",
+    )
+    append_to_settings(
+        'CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi{os.getpid()}"'
+        + WORKERS_CLAIMING_EACH_OTHERS_SOCKETS
+    )(project)
+
+
 @dataclass
 class Hostile:
     stage: int
@@ -183,6 +232,12 @@ HOSTILE = {
         sync_consumer_printing_an_async_report(at_exit=False),
         "printed the grader's report line",
         ("consumer_style", "ws_round_trip"),
+    ),
+    "workers-logging-sockets-they-never-took": Hostile(
+        9,
+        one_worker_whose_logs_claim_two,
+        "the upstream should take turns",
+        ("workers_share_rooms",),
     ),
     "consumer-never-accepts": Hostile(
         3,
