@@ -21,6 +21,7 @@ from shared_tests.chat_client import (
 from shared_tests.servers import Endpoint
 from shared_tests.without_programs import run_without_system_programs
 from tools.course import REPO, load_course
+from tools.grading.project import NO_FOLDER
 from tools.net import free_port, port_in_use
 
 pytestmark = pytest.mark.repository
@@ -59,6 +60,17 @@ def test_wrong_step_is_one_readable_line():
     result = make("test", "STEP=10")
     assert result.returncode != 0
     assert "STEP=10 is not a stage: use one of 1 2 3 4 5 6 7 8 9" in one_line(result)
+
+
+@pytest.mark.parametrize("target", [("grade", "STEP=5"), ("check",)], ids=" ".join)
+def test_no_dir_is_one_readable_line_and_no_report(target):
+    """`make grade STEP=5` or `make check` without DIR= says to pass one, and writes no
+    report for a project that was never named."""
+    reports = sorted((REPO / "grade-report").glob("*"))
+    result = make(*target)
+    assert result.returncode == 2
+    assert one_line(result) == NO_FOLDER
+    assert sorted((REPO / "grade-report").glob("*")) == reports
 
 
 def test_port_in_use_is_one_readable_line():

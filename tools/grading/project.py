@@ -268,13 +268,16 @@ def copy_tree(source: Path, destination: Path) -> None:
             os.chmod(copy, 0o755 if info.st_mode & 0o100 else 0o644)
 
 
+NO_FOLDER = (
+    "No folder given: pass DIR=path/to/your/project (the folder with manage.py)."
+)
+
+
 def find_project(folder: str | os.PathLike) -> Project:
     """Return the Django project in `folder` (the folder holding manage.py) or raise ProjectError."""
     path = Path(folder).expanduser()
     if not str(folder).strip():
-        raise ProjectError(
-            "No folder given: pass DIR=path/to/your/project (the folder with manage.py)."
-        )
+        raise ProjectError(NO_FOLDER)
     if not path.exists():
         raise ProjectError(f"{folder}: no such folder.")
     if not path.is_dir():
