@@ -167,18 +167,27 @@ def save_side_by_side(
     driver: WebDriver, handles: list[str], captions: list[str], path: Path
 ) -> None:
     """Screenshot each window and save them next to each other as one PNG (for the docs)."""
+    save_sheet([window_shot(driver, handle) for handle in handles], captions, path)
+
+
+def window_shot(driver: WebDriver, handle: str):
+    """A screenshot of one window, as a PIL image."""
     from io import BytesIO
 
+    from PIL import Image
+
+    driver.switch_to.window(handle)
+    # No focus, no blinking caret: the same page gives the same pixels, run after run.
+    driver.execute_script(
+        "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);"
+    )
+    return Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+
+
+def save_sheet(shots: list, captions: list[str], path: Path) -> None:
+    """Save screenshots next to each other, each under its caption, as one PNG."""
     from PIL import Image, ImageDraw
 
-    shots = []
-    for handle in handles:
-        driver.switch_to.window(handle)
-        # No focus, no blinking caret: the same page gives the same pixels, run after run.
-        driver.execute_script(
-            "document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);"
-        )
-        shots.append(Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB"))
     caption_height, gap = 28, 12
     width = sum(shot.width for shot in shots) + gap * (len(shots) - 1)
     height = max(shot.height for shot in shots) + caption_height
@@ -193,13 +202,22 @@ def save_side_by_side(
     sheet.save(path, optimize=True)
 
 
-def repository_screenshots() -> Path:
-    """Where the browser tests save the screenshots of this repository's stages: the docs'
-    image folder with SCREENSHOTS=1 (`make test SCREENSHOTS=1` refreshes the docs), else
-    .workshop/screenshots, so an ordinary run leaves the checkout as it was (every image
-    shows the time of its run)."""
-    if os.environ.get("SCREENSHOTS") == "1":
-        return REPO / "docs" / "images" / "screenshots"
+def repository_screenshot(name: str) -> Path:
+    """Where the browser tests save screenshot `name` of this repository's stages: with
+    SCREENSHOTS=1 (`make test SCREENSHOTS=1` refreshes the docs), the docs' image folder
+    when a docs page shows it; else .workshop/screenshots, so an ordinary run leaves the
+    checkout as it was (every image shows the time of its run)."""
+    if os.environ.get("SCREENSHOTS") == "1" and shown_in_docs(name):
+        return DOCS_SCREENSHOTS / name
     folder = REPO / ".workshop" / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return folder / name
+
+
+DOCS_SCREENSHOTS = REPO / "docs" / "images" / "screenshots"
+
+
+def shown_in_docs(name: str) -> bool:
+    """Whether a docs page (en or zh) shows the screenshot `name`."""
+    image = f"images/screenshots/{name}"
+    return any(image in page.read_text("utf-8") for page in REPO.glob("docs/*/*.md"))

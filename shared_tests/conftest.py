@@ -552,15 +552,17 @@ def browser(request):
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir(request, tmp_path_factory) -> Path:
-    """Where the browser tests save screenshots: repository_screenshots() for this
-    repository's stages; the report folder (or a temporary one) when grading a student's
-    project."""
+def screenshot_path(request, tmp_path_factory):
+    """name -> where the browser tests save that screenshot: repository_screenshot() for
+    this repository's stages; the report folder (or a temporary one) when grading a
+    student's project."""
     if request.config.workshop_project is None:
-        from shared_tests.browser import repository_screenshots
+        from shared_tests.browser import repository_screenshot
 
-        return repository_screenshots()
+        return repository_screenshot
     report_dir = request.config.getoption("--report-dir")
     if report_dir:
-        return Path(report_dir).resolve() / "screenshots"
-    return tmp_path_factory.mktemp("screenshots")
+        folder = Path(report_dir).resolve() / "screenshots"
+    else:
+        folder = tmp_path_factory.mktemp("screenshots")
+    return lambda name: folder / name

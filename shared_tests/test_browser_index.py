@@ -6,7 +6,13 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from shared_tests.browser import new_window, page_text, wait_until
+from shared_tests.browser import (
+    new_window,
+    page_text,
+    save_sheet,
+    wait_until,
+    window_shot,
+)
 from shared_tests.chat_client import room_name
 
 
@@ -29,8 +35,9 @@ def room_input(driver):
 
 
 @pytest.mark.behaviour("index_navigation")
-def test_input_has_focus_and_enter_opens_the_room(index_page):
-    """The room name input has focus; typing a name and pressing Enter opens /chat/<name>/."""
+def test_input_has_focus_and_enter_opens_the_room(index_page, stage, screenshot_path):
+    """The room name input has focus; typing a name and pressing Enter opens /chat/<name>/.
+    At stage 2 a screenshot of both pages goes to the docs (the room page is a 404 there)."""
     focused = index_page.execute_script(
         "return document.activeElement && document.activeElement.id"
     )
@@ -38,12 +45,21 @@ def test_input_has_focus_and_enter_opens_the_room(index_page):
         f"#room-name-input should have focus, {focused!r} has"
     )
     room = room_name()
-    index_page.switch_to.active_element.send_keys(room, Keys.ENTER)
+    index_page.switch_to.active_element.send_keys(room)
+    typed = window_shot(index_page, index_page.current_window_handle)
+    room_input(index_page).send_keys(Keys.ENTER)
     wait_until(
         index_page,
         lambda d: current_path(d) == f"/chat/{room}/",
         f"pressing Enter did not open /chat/{room}/ (still at {current_path(index_page)})",
     )
+    if stage == 2:
+        captions = [
+            "Stage 2: /chat/, a room name typed",
+            "after Enter: no room page yet",
+        ]
+        opened = window_shot(index_page, index_page.current_window_handle)
+        save_sheet([typed, opened], captions, screenshot_path("stage2-index.png"))
 
 
 @pytest.mark.behaviour("index_navigation")

@@ -39,7 +39,7 @@ def enter_room(driver, origin: str, room: str) -> None:
 
 @pytest.mark.behaviour("browser_names_history")
 def test_two_names_in_one_room_and_a_reload_shows_the_history(
-    browser, server, stage, screenshot_dir
+    browser, server, stage, screenshot_path
 ):
     """Two windows whose cookies differ (one on 127.0.0.1, one on localhost) pick two names;
     each sees who said what, markup as text; a reload brings the conversation back."""
@@ -71,7 +71,7 @@ def test_two_names_in_one_room_and_a_reload_shows_the_history(
             browser,
             handles,
             [f"Stage {stage}: {MARKUP_NAME}", f"Stage {stage}: {bob}"],
-            screenshot_dir / f"stage{stage}-names.png",
+            screenshot_path(f"stage{stage}-names.png"),
         )
         browser.switch_to.window(bobs)
         browser.refresh()

@@ -202,7 +202,7 @@ def test_the_waits_have_a_random_part(browser, restartable):
 
 @pytest.mark.behaviour("offline_queue")
 def test_a_message_typed_offline_waits_on_the_page_and_is_sent_once(
-    browser, restartable, stage, screenshot_dir
+    browser, restartable, stage, screenshot_path
 ):
     """Typed while the server is down, a message shows on the page as waiting (not in the
     log); once the page is back it is sent, and the log shows it exactly once."""
@@ -222,7 +222,7 @@ def test_a_message_typed_offline_waits_on_the_page_and_is_sent_once(
             [
                 f"Stage {stage}: the server is down; the page retries and keeps the message"
             ],
-            screenshot_dir / f"stage{stage}-offline.png",
+            screenshot_path(f"stage{stage}-offline.png"),
         )
         start_again(port)
         wait_until_back(browser, "its server restarting")

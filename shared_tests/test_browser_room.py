@@ -62,7 +62,7 @@ def two_rooms(browser, server):
 
 @pytest.mark.behaviour("browser_chat")
 def test_message_sent_with_enter_reaches_the_room_and_only_the_room(
-    browser, two_rooms, expect, stage, screenshot_dir
+    browser, two_rooms, expect, stage, screenshot_path
 ):
     """Alice presses Enter: the text shows (as text, not markup) in her log, in Bob's from
     stage 4 on, never in Carol's; a screenshot of Alice and Bob goes to the docs."""
@@ -98,7 +98,7 @@ def test_message_sent_with_enter_reaches_the_room_and_only_the_room(
         browser,
         [alice, bob],
         [f"Stage {stage}: window 1", f"Stage {stage}: window 2 (same room)"],
-        screenshot_dir / f"stage{stage}-two-windows.png",
+        screenshot_path(f"stage{stage}-two-windows.png"),
     )
 
 

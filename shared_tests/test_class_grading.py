@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from shared_tests.browser import repository_screenshots, save_side_by_side, wait_until
+from shared_tests.browser import repository_screenshot, save_side_by_side, wait_until
 from shared_tests.graded_projects import (
     COURSE,
     consumer_method,
@@ -206,7 +206,7 @@ def test_the_summary_page_sorts_and_shows_every_behaviour(served, browser):
         browser,
         [browser.current_window_handle],
         ["make grade-class: grade-report/index.html"],
-        repository_screenshots() / "class-summary.png",
+        repository_screenshot("class-summary.png"),
     )
     browser.close()
     browser.switch_to.window(browser.window_handles[0])

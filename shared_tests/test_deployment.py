@@ -151,7 +151,7 @@ def page_not_on(browser, deployment: Deployment, room: str, spared):
 
 @pytest.mark.behaviour("worker_failover")
 def test_a_killed_workers_page_comes_back_on_the_other_and_loses_nothing(
-    browser, deployment, stage, screenshot_dir
+    browser, deployment, stage, screenshot_path
 ):
     """A page's worker is killed mid-conversation: the page is online again through nginx
     (on the other worker) within 5 s; what the other side said meanwhile shows up, and what
@@ -205,7 +205,7 @@ def test_a_killed_workers_page_comes_back_on_the_other_and_loses_nothing(
             browser,
             [handle],
             ["The page, after its worker was killed"],
-            screenshot_dir / f"stage{stage}-failover.png",
+            screenshot_path(f"stage{stage}-failover.png"),
         )
     finally:
         other.close()
