@@ -39,6 +39,7 @@ class Page:
     status: int
     text: str
     url: str
+    server: str = ""  # its Server header: "daphne" for a page Daphne served
 
 
 def daphne_command(
@@ -93,11 +94,11 @@ class Endpoint:
             with urllib.request.urlopen(
                 url, timeout=15, context=self.client_ssl
             ) as response:
-                return Page(
-                    response.status, response.read().decode("utf-8", "replace"), url
-                )
+                text = response.read().decode("utf-8", "replace")
+                return Page(response.status, text, url, response.headers["Server"])
         except urllib.error.HTTPError as error:
-            return Page(error.code, error.read().decode("utf-8", "replace"), url)
+            text = error.read().decode("utf-8", "replace")
+            return Page(error.code, text, url, error.headers["Server"] or "")
 
 
 class Server(Endpoint):

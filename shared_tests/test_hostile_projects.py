@@ -239,6 +239,18 @@ HOSTILE = {
         "the upstream should take turns",
         ("workers_share_rooms",),
     ),
+    "settings-print-daphnes-start-line-without-daphne": Hostile(
+        3,
+        lambda p: (
+            edit(p, "mysite/settings.py", '    "daphne",\n', "")
+            or append_to_settings(
+                "print('Starting ASGI/Daphne version 4.2.3 development server at "
+                "http://127.0.0.1:8000/')"
+            )(p)
+        ),
+        "not Daphne",
+        ("runserver_daphne",),
+    ),
     "consumer-never-accepts": Hostile(
         3,
         lambda p: edit(

@@ -25,7 +25,8 @@ def test_manage_py_check_reports_no_issues(stage_project):
 
 @pytest.mark.behaviour("runserver_daphne")
 def test_runserver_starts_daphne_and_serves_pages(stage_project):
-    """`manage.py runserver` announces "Starting ASGI/Daphne" and answers /admin/."""
+    """`manage.py runserver` announces "Starting ASGI/Daphne" and Daphne answers /admin/
+    (its Server header says so: Django's own server says WSGIServer)."""
     server = stage_project.start_server(
         stage_project.redis_url, "runserver", runserver=True
     )
@@ -39,3 +40,7 @@ def test_runserver_starts_daphne_and_serves_pages(stage_project):
         '"daphne" must be first in INSTALLED_APPS'
     )
     assert page.status == 200, f"`runserver` answered /admin/ with HTTP {page.status}"
+    assert page.server == "daphne", (
+        f"/admin/ came from {page.server or 'a server that gives no name'}, not Daphne: "
+        '"daphne" must be first in INSTALLED_APPS'
+    )
