@@ -227,6 +227,13 @@ HOSTILE = {
         ("consumer_style", "ws_round_trip", "manage_check"),
         graded_normally=True,
     ),
+    "settings-replace-sys-stdout": Hostile(
+        3,
+        append_to_settings("import io, sys\nsys.stdout = io.StringIO()"),
+        "PASS",
+        ("consumer_style", "ws_round_trip"),
+        graded_normally=True,
+    ),
     "settings-print-a-forged-probe-report": Hostile(
         5,
         sync_consumer_printing_an_async_report(at_exit=False),

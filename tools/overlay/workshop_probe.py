@@ -127,9 +127,9 @@ def failure(phase, error):
 
 def report(facts):
     """Print the report on a line of its own and end the process at once: the project's
-    atexit handlers could print after it, and a thread it started could keep it running."""
-    sys.stdout.write("\n" + REPORT_MARK + json.dumps(facts) + "\n")
-    sys.stdout.flush()
+    atexit handlers could print after it, and a thread it started could keep it running.
+    Written to file descriptor 1 itself: the project may have replaced sys.stdout."""
+    os.write(1, ("\n" + REPORT_MARK + json.dumps(facts) + "\n").encode())
     os._exit(0)
 
 
