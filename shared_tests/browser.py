@@ -207,17 +207,10 @@ def repository_screenshot(name: str) -> Path:
     SCREENSHOTS=1 (`make test SCREENSHOTS=1` refreshes the docs), the docs' image folder
     when a docs page shows it; else .workshop/screenshots, so an ordinary run leaves the
     checkout as it was (every image shows the time of its run)."""
+    from tools.docs import SCREENSHOTS, shown_in_docs
+
     if os.environ.get("SCREENSHOTS") == "1" and shown_in_docs(name):
-        return DOCS_SCREENSHOTS / name
+        return SCREENSHOTS / name
     folder = REPO / ".workshop" / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / name
-
-
-DOCS_SCREENSHOTS = REPO / "docs" / "images" / "screenshots"
-
-
-def shown_in_docs(name: str) -> bool:
-    """Whether a docs page (en or zh) shows the screenshot `name`."""
-    image = f"images/screenshots/{name}"
-    return any(image in page.read_text("utf-8") for page in REPO.glob("docs/*/*.md"))

@@ -41,8 +41,8 @@ class BeforeSocket:
     """The workers' state before a socket is opened in `room` (Deployment.worker_of)."""
 
     room: str
-    connections: dict[Server, set[str]]  # from the kernel
-    logged: dict[Server, int]  # from the workers' logs
+    connections: dict[int, set[tuple[str, str]]]  # by worker port, from the kernel
+    logged: dict[int, int]  # by worker port, from the workers' logs
 
 
 class Deployment(Endpoint):
@@ -133,12 +133,16 @@ class Deployment(Endpoint):
         """One socket through nginx, left idle from now until the idle test (run last)."""
         self.idle_room = room_name("idle")
         self.idle_socket, self.idle_worker, self.idle_refusal = None, None, ""
-        before = self.before_socket(self.idle_room)
         try:
-            # Entered by hand: it stays open across tests, until the idle test closes it.
-            socket = open_socket(self, chat_path(self.idle_room)).__enter__()
-            self.idle_worker = self.worker_of(before)
-            self.idle_socket = socket
+            for _ in range(3):  # another socket opened meanwhile: try again
+                # It stays open across tests, until the idle test closes it.
+                socket, worker = self.socket_and_worker(self.idle_room)
+                if worker is not None:
+                    self.idle_socket, self.idle_worker = socket, worker
+                    break
+                socket.close()
+            else:
+                self.idle_refusal = "could not tell which worker took it"
         except Exception as error:  # noqa: BLE001 - the idle test says it could not connect
             self.idle_refusal = describe_refusal(error)
         self.idle_since = time.monotonic()
@@ -149,39 +153,43 @@ class Deployment(Endpoint):
         """A client context that trusts the deployment's self-signed certificate."""
         return ssl.create_default_context(cadata=self.certificate_pem)
 
+    def socket_and_worker(self, room: str, cookie: str = ""):
+        """A socket opened through nginx in `room` (the caller closes it), and the worker
+        that took it (None: could not tell, see worker_of)."""
+        before = self.before_socket(room)
+        # Entered by hand: the idle test's socket stays open across tests.
+        socket = open_socket(self, chat_path(room), cookie=cookie).__enter__()
+        return socket, self.worker_of(before)
+
     def before_socket(self, room: str) -> BeforeSocket:
         """What the workers have before a socket is opened in `room` (see worker_of)."""
-        return BeforeSocket(
-            room, self.upstream_connections(), self.logged_sockets(room)
-        )
+        ports = {w.port for w in self.workers}
+        logged = {w.port: n for w, n in self.logged_sockets(room).items()}
+        return BeforeSocket(room, established_connections(ports), logged)
 
-    def worker_of(self, before: BeforeSocket) -> Server:
-        """The worker nginx sent the socket opened since `before` to. The kernel says: the
-        worker with a TCP connection that was not open before. When more than one has one
-        (the page's own requests, kept alive by nginx), the workers' logs break the tie
-        between those, never alone: a project can print what it likes."""
-        deadline = time.monotonic() + 2
+    def worker_of(
+        self, before: BeforeSocket, tie_break_by_log=False, patience: float = 2
+    ) -> Server | None:
+        """The worker nginx sent the socket opened since `before` to: the one with a TCP
+        connection that was not open before, as the kernel lists them (a project prints
+        what it likes in its log). None when that is not one worker: none (nginx reused a
+        connection it kept alive) or several, unless `tie_break_by_log` (a browser's page
+        makes its own requests meanwhile): the workers' logs then choose among those.
+        Waits up to `patience` seconds for other new connections (a favicon's) to close."""
+        deadline = time.monotonic() + patience
         while True:
-            after = self.upstream_connections()
-            grown = [w for w in self.workers if after[w] - before.connections[w]]
-            if len(grown) > 1:
+            after = established_connections(set(before.connections))
+            grown = [
+                w for w in self.workers if after[w.port] - before.connections[w.port]
+            ]
+            if len(grown) > 1 and tie_break_by_log:
                 logged = self.logged_sockets(before.room)
-                grown = [w for w in grown if logged[w] > before.logged[w]] or grown
-            if len(grown) == 1 or time.monotonic() > deadline:
-                break
+                grown = [w for w in grown if logged[w] > before.logged[w.port]] or grown
+            if len(grown) == 1:
+                return grown[0]
+            if time.monotonic() > deadline:
+                return None
             time.sleep(0.05)
-        if len(grown) != 1:
-            raise AssertionError(
-                f"could not tell which worker took the socket in room {before.room!r}: "
-                f"{len(grown)} workers had a new connection from nginx"
-            )
-        return grown[0]
-
-    def upstream_connections(self) -> dict[Server, set[str]]:
-        """Each worker's open TCP connections, by the address they come from (nginx's), as
-        the kernel lists them."""
-        by_port = established_connections({w.port for w in self.workers})
-        return {w: by_port[w.port] for w in self.workers}
 
     def logged_sockets(self, room: str) -> dict[Server, int]:
         """How many sockets each worker says it accepted in `room` (daphne logs WSCONNECT)."""
@@ -192,16 +200,20 @@ class Deployment(Endpoint):
 ESTABLISHED = "01"  # a connection's state in /proc/net/tcp
 
 
-def established_connections(ports: set[int]) -> dict[int, set[str]]:
+def established_connections(ports: set[int]) -> dict[int, set[tuple[str, str]]]:
     """The established TCP connections to each of `ports` on this machine (in this network
-    namespace), by the address they come from: /proc/net/tcp and tcp6 list them."""
-    found: dict[int, set[str]] = {port: set() for port in ports}
+    namespace), as (the address they come from, their socket's inode): /proc/net/tcp and
+    tcp6 list them (tcp6 is missing where IPv6 is off)."""
+    found: dict[int, set[tuple[str, str]]] = {port: set() for port in ports}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table, encoding="ascii") as lines:
-            next(lines)  # the header
-            for line in lines:
-                local, remote, state = line.split()[1:4]
-                port = int(local.rpartition(":")[2], 16)
-                if state == ESTABLISHED and port in found:
-                    found[port].add(remote)
+        try:
+            with open(table, encoding="ascii") as lines:
+                rows = [line.split() for line in lines][1:]  # after the header
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            local, remote, state, inode = row[1], row[2], row[3], row[9]
+            port = int(local.rpartition(":")[2], 16)
+            if state == ESTABLISHED and port in found:
+                found[port].add((remote, inode))
     return found

@@ -95,7 +95,9 @@ class Endpoint:
                 url, timeout=15, context=self.client_ssl
             ) as response:
                 text = response.read().decode("utf-8", "replace")
-                return Page(response.status, text, url, response.headers["Server"])
+                return Page(
+                    response.status, text, url, response.headers["Server"] or ""
+                )
         except urllib.error.HTTPError as error:
             text = error.read().decode("utf-8", "replace")
             return Page(error.code, text, url, error.headers["Server"] or "")

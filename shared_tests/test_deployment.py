@@ -39,13 +39,12 @@ IDLE_PAST = 65  # seconds: longer than nginx's default proxy_read_timeout (60 s)
 def one_socket_per_worker(deployment: Deployment, room: str, cookies=()):
     """Sockets opened through nginx in `room` until each worker has one (round-robin takes
     turns, so two tries usually do): {worker: socket}. The other sockets are closed."""
-    by_worker, spare = {}, []
+    by_worker, spare, unknown = {}, [], 0
     for _ in range(4 * len(deployment.workers)):
-        before = deployment.before_socket(room)
         cookie = cookies[len(by_worker)] if cookies else ""
-        socket = open_socket(deployment, chat_path(room), cookie=cookie)
-        worker = deployment.worker_of(before)
-        if worker in by_worker:
+        socket, worker = deployment.socket_and_worker(room, cookie)
+        if worker is None or worker in by_worker:
+            unknown += worker is None
             spare.append(socket)
         else:
             by_worker[worker] = socket
@@ -56,8 +55,16 @@ def one_socket_per_worker(deployment: Deployment, room: str, cookies=()):
     assert len(by_worker) == len(deployment.workers), (
         f"nginx sent {len(by_worker) + len(spare)} sockets to {len(by_worker)} of "
         f"{len(deployment.workers)} workers: the upstream should take turns (round-robin)"
+        + (f"; {unknown} of them {UNKNOWN_WORKER}" if unknown else "")
     )
     return by_worker
+
+
+# Why worker_of could not tell which worker took a socket.
+UNKNOWN_WORKER = (
+    "came with no new connection from nginx to exactly one worker (stage 9's tests need "
+    "a new upstream connection per socket: no `keepalive` in the upstream)"
+)
 
 
 @pytest.mark.behaviour("workers_share_rooms")
@@ -138,15 +145,20 @@ def test_debug_is_off_and_the_hosts_come_from_the_environment(deployment, stage)
 def page_not_on(browser, deployment: Deployment, room: str, spared):
     """A room page whose socket is on another worker than `spared` (the idle test's, which
     must live on): (window handle, its worker)."""
+    unknown = 0
     for _ in range(4 * len(deployment.workers)):
         before = deployment.before_socket(room)
         handle = open_room(browser, deployment, room)
-        worker = deployment.worker_of(before)
-        if worker is not spared:
+        worker = deployment.worker_of(before, tie_break_by_log=True)
+        if worker is not None and worker is not spared:
             return handle, worker
+        unknown += worker is None
         close_windows(browser, [handle])
         deployment.get("/chat/")  # one more request moves round-robin's turn along
-    raise AssertionError("nginx sent every page to the same worker (round-robin?)")
+    raise AssertionError(
+        "nginx sent every page to the same worker (round-robin?)"
+        + (f"; {unknown} of the pages' sockets {UNKNOWN_WORKER}" if unknown else "")
+    )
 
 
 @pytest.mark.behaviour("worker_failover")

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared_tests.browser import DOCS_SCREENSHOTS, shown_in_docs
 from tools.course import REPO, load_course
-from tools.docs import BLOCK, DOCS
+from tools.docs import BLOCK, DOCS, SCREENSHOTS, shown_in_docs
 
 pytestmark = pytest.mark.repository
 COURSE = load_course()
@@ -179,9 +178,7 @@ def test_relative_links_and_images_resolve(page):
 def test_every_committed_screenshot_is_shown_by_a_page():
     """No screenshot sits in docs/images/screenshots unseen: `make test SCREENSHOTS=1`
     writes there only the ones a page shows (see shared_tests/browser.py)."""
-    unseen = [
-        p.name for p in DOCS_SCREENSHOTS.glob("*.png") if not shown_in_docs(p.name)
-    ]
+    unseen = [p.name for p in SCREENSHOTS.glob("*.png") if not shown_in_docs(p.name)]
     assert not unseen, f"no docs page shows {unseen}: remove them"
 
 

@@ -74,17 +74,25 @@ def sync_consumer_printing_an_async_report(at_exit: bool) -> Callable[[Path], No
     return plant
 
 
-# A stage-9 worker's settings: every other socket it takes goes unlogged, and a worker that
-# took none prints a daphne log line for it, as if it had taken it.
+# A stage-9 worker's settings: every other socket it takes goes unlogged, and it opens a
+# connection of its own to the other worker at the same time; a worker that took no socket
+# prints a daphne log line for each of those, as if it had taken it.
 WORKERS_CLAIMING_EACH_OTHERS_SOCKETS = """
-import os as _os, threading as _threading, time as _time
+import os as _os, re as _re, socket as _socket, sys as _sys
+import threading as _threading, time as _time
 from daphne.access import AccessLogGenerator as _Log
 _FORGED = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "forged.txt")
-_real_call, _taken = _Log.__call__, []
+_real_call, _taken, _held = _Log.__call__, [], []
+def _other_worker():
+    own = _sys.argv[_sys.argv.index("-p") + 1]
+    with open(".nginx/nginx.conf") as _config:
+        ports = _re.findall(r"server 127[.]0[.]0[.]1:([0-9]+)", _config.read())
+    return int(next(port for port in ports if port != own))
 def _call(self, protocol, action, details):
     if protocol == "websocket" and action == "connected":
         _taken.append(details["path"])
         if len(_taken) % 2 == 0:
+            _held.append(_socket.create_connection(("127.0.0.1", _other_worker())))
             with open(_FORGED, "a") as _file:
                 _file.write(details["path"] + "\\n")
             return
@@ -110,7 +118,7 @@ _threading.Thread(target=_claim, daemon=True).start()
 def one_worker_whose_logs_claim_two(project: Path) -> None:
     """A stage-9 project whose nginx sends every socket to one worker (ip_hash: all clients
     are 127.0.0.1) and whose workers share no rooms (each its own channel layer prefix),
-    with logs that say each worker took every other socket."""
+    with logs and connections that say each worker took every other socket."""
     edit(
         project,
         "deploy/nginx.conf.template",
@@ -120,6 +128,16 @@ def one_worker_whose_logs_claim_two(project: Path) -> None:
     append_to_settings(
         'CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"asgi{os.getpid()}"'
         + WORKERS_CLAIMING_EACH_OTHERS_SOCKETS
+    )(project)
+
+
+def django_server_printing_daphnes_start_line(project: Path) -> None:
+    """ "daphne" out of INSTALLED_APPS (runserver is Django's own), and settings that print
+    the line Daphne's runserver starts with."""
+    edit(project, "mysite/settings.py", '    "daphne",\n', "")
+    append_to_settings(
+        "print('Starting ASGI/Daphne version 4.2.3 development server at "
+        "http://127.0.0.1:8000/')"
     )(project)
 
 
@@ -248,13 +266,7 @@ HOSTILE = {
     ),
     "settings-print-daphnes-start-line-without-daphne": Hostile(
         3,
-        lambda p: (
-            edit(p, "mysite/settings.py", '    "daphne",\n', "")
-            or append_to_settings(
-                "print('Starting ASGI/Daphne version 4.2.3 development server at "
-                "http://127.0.0.1:8000/')"
-            )(p)
-        ),
+        django_server_printing_daphnes_start_line,
         "not Daphne",
         ("runserver_daphne",),
     ),

@@ -33,6 +33,9 @@ from tools.course import REPO, load_course
 from tools.diff import code_files, stage_diff
 
 DOCS = REPO / "docs"
+SCREENSHOTS = (
+    DOCS / "images" / "screenshots"
+)  # the browser tests' pictures of the stages
 BLOCK = re.compile(r"(<!-- BEGIN (\w+) (.*?) -->\n)(.*?)(<!-- END -->)", re.DOTALL)
 FENCE_LANGUAGE = {
     ".py": "python",
@@ -237,6 +240,12 @@ def generate(kind: str, argument: str, language: str) -> str:
 # ---------------------------------------------------------------------------- pages
 def pages() -> list[Path]:
     return sorted(DOCS.rglob("*.md"))
+
+
+def shown_in_docs(screenshot: str) -> bool:
+    """Whether a docs page shows the screenshot named `screenshot` (in SCREENSHOTS)."""
+    image = f"images/screenshots/{screenshot}"
+    return any(image in page.read_text("utf-8") for page in pages())
 
 
 def language_of(page: Path) -> str:

@@ -119,12 +119,6 @@ def options_from(args, project: Project, stage: int, behaviours=()) -> RunOption
     )
 
 
-def cannot(action: str, folder: str, reason: str) -> str:
-    """ "Cannot grade <folder>: <reason>", or only the reason when no folder was given (it
-    then says to pass DIR=)."""
-    return f"Cannot {action} {folder}: {reason}" if folder.strip() else reason
-
-
 def refusal(args) -> str | None:
     """Why grading cannot start here (no student code has run yet), or None."""
     if args.unsandboxed:
@@ -140,7 +134,7 @@ def refusal(args) -> str | None:
 
 def cannot_grade(args, report_dir: Path, stage: int | None, reason: str) -> int:
     """One line, and reports that score 0 and say why (each behaviour failed, not checked)."""
-    print(cannot("grade", args.project, reason))
+    print(f"Cannot grade {args.project}: {reason}")
     course = load_course()
     stages = [stage] if stage in [s.number for s in course.stages] else []
     report = Report(course, stages, args.strict, str(args.project))
@@ -153,9 +147,6 @@ def cannot_grade(args, report_dir: Path, stage: int | None, reason: str) -> int:
 
 
 def grade(args) -> int:
-    if not args.project.strip():  # `make grade` without DIR=: nothing to report on
-        print(NO_FOLDER)
-        return EXIT_UNUSABLE
     report_dir = (
         Path(args.report_dir) if args.report_dir else default_report_dir(args.project)
     ).resolve()
@@ -215,7 +206,7 @@ def check(args) -> int:
     except ProjectError as error:
         problem = str(error)
     if problem:
-        print(cannot("check", args.project, problem))
+        print(f"Cannot check {args.project}: {problem}")
         return EXIT_UNUSABLE
     course = load_course()
     stages = [s for s in course.stages if not args.until or s.number <= args.until]
@@ -229,7 +220,7 @@ def check(args) -> int:
         try:
             copy = project.copy_to(Path(scratch) / project.root.name)
         except ProjectError as error:
-            print(cannot("check", args.project, str(error)))
+            print(f"Cannot check {args.project}: {error}")
             return EXIT_UNUSABLE
         # Stage by stage: once a stage is not reached, the later stages' checks are skipped.
         options = dataclasses.replace(
@@ -237,7 +228,7 @@ def check(args) -> int:
         )
         run = grade_project(copy, options, Path(scratch) / "report")
     if run.exit_code == EXIT_UNUSABLE or run.void:
-        print(cannot("check", args.project, run.results["output"]))
+        print(f"Cannot check {args.project}: {run.results['output']}")
         return run.exit_code
     tests = {test["behaviour"]: test for test in run.results["tests"]}
     kind = None if args.strict else "core"
@@ -283,6 +274,11 @@ def say_where_the_student_is(args, course, reached: int, tests: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if (
+        not args.project.strip()
+    ):  # `make grade` without DIR=: nothing to grade or report
+        print(NO_FOLDER)
+        return EXIT_UNUSABLE
     return check(args) if args.check else grade(args)
 
 
