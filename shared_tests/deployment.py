@@ -27,7 +27,7 @@ from tools.grading.copy_files import (
     read_text,
     write_text,
 )
-from tools.net import free_port
+from tools.net import ESTABLISHED, free_port, tcp_sockets
 
 WORKERS = 2
 
@@ -197,23 +197,11 @@ class Deployment(Endpoint):
         return {w: w.log_since(0).count(line) for w in self.workers}
 
 
-ESTABLISHED = "01"  # a connection's state in /proc/net/tcp
-
-
 def established_connections(ports: set[int]) -> dict[int, set[tuple[str, str]]]:
-    """The established TCP connections to each of `ports` on this machine (in this network
-    namespace), as (the address they come from, their socket's inode): /proc/net/tcp and
-    tcp6 list them (tcp6 is missing where IPv6 is off)."""
+    """The established TCP connections to each of `ports`, as (the address they come from,
+    their socket's inode), from the kernel's list."""
     found: dict[int, set[tuple[str, str]]] = {port: set() for port in ports}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as lines:
-                rows = [line.split() for line in lines][1:]  # after the header
-        except FileNotFoundError:
-            continue
-        for row in rows:
-            local, remote, state, inode = row[1], row[2], row[3], row[9]
-            port = int(local.rpartition(":")[2], 16)
-            if state == ESTABLISHED and port in found:
-                found[port].add((remote, inode))
+    for tcp in tcp_sockets():
+        if tcp.state == ESTABLISHED and tcp.port in found:
+            found[tcp.port].add((tcp.remote, tcp.inode))
     return found

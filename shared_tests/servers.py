@@ -14,17 +14,19 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from mirakuru import TCPExecutor
-from mirakuru.exceptions import ProcessExitedWithError, TimeoutExpired
+from mirakuru.exceptions import AlreadyRunning, ProcessExitedWithError, TimeoutExpired
 
 import tools.executors  # noqa: F401 - turns off mirakuru's killing at exit
 from tools.deployment.certificate import TLSFiles
 from tools.deployment.workers import worker_command
 from tools.grading.project import Project
 from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
-from tools.net import HOST, free_port
+from tools.net import HOST, free_port, listens_on
 
 STARTUP_TIMEOUT = 60
+PORT_TRIES = 3  # free ports tried in turn when another program takes one first
 # SIGTERM, then SIGKILL after this long. A sync consumer caught inside async_to_sync() when
 # daphne stops waits forever for the stopped event loop, and Python's exit waits for that thread.
 STOP_TIMEOUT = 5
@@ -32,6 +34,23 @@ STOP_TIMEOUT = 5
 
 class ServerFailed(AssertionError):
     """A server that did not start; the message quotes the end of its log."""
+
+
+class OwnPortExecutor(TCPExecutor):
+    """A TCPExecutor that counts the port as open only when its own processes listen there.
+    free_port() finds a port that was free a moment ago: another program can take it first,
+    and the server would pass for started while it exits with "Address already in use"."""
+
+    def after_start_check(self) -> bool:
+        if not super().after_start_check():
+            return False
+        try:
+            process = psutil.Process(self.process.pid)
+            family = [process.pid, *(c.pid for c in process.children(recursive=True))]
+        except psutil.Error:  # it exited: mirakuru says so next
+            return False
+        # None: their files cannot be read (another user's), so count the port as before.
+        return listens_on(family, self.port) is not False
 
 
 @dataclass
@@ -127,7 +146,7 @@ class Server(Endpoint):
         self._out_of_time = False
         self._wall_clock: threading.Timer | None = None
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self._executor = TCPExecutor(
+        self._executor = OwnPortExecutor(
             sandbox.wrap(command, project.root),
             host=HOST,
             port=self.port,
@@ -143,6 +162,10 @@ class Server(Endpoint):
     def start(self) -> Server:
         try:
             self._executor.start()
+        except AlreadyRunning:  # another program listens on the port already
+            raise ServerFailed(
+                f"the server did not start: port {self.port} is already in use"
+            ) from None
         except (ProcessExitedWithError, TimeoutExpired) as error:
             self._kill()
             reason = (
@@ -311,15 +334,27 @@ class ServerPool:
         """Start daphne serving `target`, or `runserver` when target is None (on `port`, to
         restart a server where its pages expect it; over TLS with `tls`; behind a proxy with
         `proxy_headers`; with `extra_env` added to its environment)."""
-        port = port or free_port()
-        command = (
-            runserver_command(port)
-            if target is None
-            else daphne_command(target, port, tls, proxy_headers)
-        )
-        return self.start_program(
-            project, command, port, name, redis_url, tls is not None, extra_env
-        )
+
+        def start_on(chosen: int) -> Server:
+            command = (
+                runserver_command(chosen)
+                if target is None
+                else daphne_command(target, chosen, tls, proxy_headers)
+            )
+            return self.start_program(
+                project, command, chosen, name, redis_url, tls is not None, extra_env
+            )
+
+        if port:  # a restart, where its pages expect it
+            return start_on(port)
+        for _ in range(PORT_TRIES - 1):
+            try:
+                return start_on(free_port())
+            except ServerFailed as failure:
+                if "already in use" not in str(failure):
+                    raise
+                self.deaths.pop()  # another program took the port first: try another
+        return start_on(free_port())
 
     def start_program(
         self,
