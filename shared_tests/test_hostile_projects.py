@@ -5,7 +5,9 @@ and the next project is graded normally."""
 from __future__ import annotations
 
 import json
+import marshal
 import py_compile
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,14 +409,14 @@ def test_a_run_is_void_when_grader_files_change_but_not_for_new_bytecode():
     tools, cache = REPO / "tools", GRADER_PYCACHE
     before = {
         f"{tools}/serve.py": "a",
-        f"{tools}/__pycache__/serve.cpython-311.pyc": "b",
+        f"{tools}/__pycache__/edited.cpython-311.pyc": "b",
         f"{cache}/x/old.cpython-311.pyc": "1:1",
         f"{cache}/x/mid.cpython-311.pyc.1402": "1:1",
         f"{tools}/gone.py": "c",
     }
     after = {
         f"{tools}/serve.py": "changed",
-        f"{tools}/__pycache__/serve.cpython-311.pyc": "changed",
+        f"{tools}/__pycache__/edited.cpython-311.pyc": "changed",
         f"{cache}/x/old.cpython-311.pyc": "1:1",
         f"{cache}/x/new.cpython-311.pyc": "2:2",
         f"{cache}/x/next.cpython-311.pyc.1403": "2:2",
@@ -422,11 +424,25 @@ def test_a_run_is_void_when_grader_files_change_but_not_for_new_bytecode():
         f"{tools}/planted.py": "e",
     }
     assert changed_files(before, after) == [
-        "tools/__pycache__/serve.cpython-311.pyc",
+        "tools/__pycache__/edited.cpython-311.pyc",
         "tools/gone.py",
         "tools/planted.py",
         "tools/serve.py",
     ]
+
+
+def test_bytecode_written_again_with_the_same_code_is_no_change(tmp_path):
+    """Two runs can compile one module at once, and the second file replaces the first: the
+    same code (in bytes that may differ) is no change; other code under the same header is."""
+    source = tmp_path / "module.py"
+    source.write_text("def double(x: int) -> int:\n    return 2 * x\n")
+    pyc = tmp_path / "__pycache__" / f"module.{sys.implementation.cache_tag}.pyc"
+    py_compile.compile(str(source), cfile=str(pyc))
+    before, after = {str(pyc): "100:1"}, {str(pyc): "100:2"}
+    assert changed_files(before, after) == []
+    other_code = marshal.dumps(compile("double = None", str(source), "exec"))
+    pyc.write_bytes(pyc.read_bytes()[:16] + other_code)
+    assert changed_files(before, after) == [str(pyc)]
 
 
 def test_bytecode_older_than_its_source_is_dropped_before_a_run(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import marshal
 import os
 import re
 import sys
@@ -49,25 +50,51 @@ def stale(pyc: Path, source: Path) -> bool:
         return True
 
 
+def source_of(pyc: Path, cache: Path = GRADER_PYCACHE) -> Path:
+    """The source a bytecode file is compiled from: by its absolute path in the grader's
+    cache, beside its __pycache__ folder elsewhere."""
+    module = pyc.name.split(".")[0] + ".py"
+    if pyc.is_relative_to(cache):
+        return Path("/") / pyc.parent.relative_to(cache) / module
+    return pyc.parent.parent / module
+
+
+def recompiled(pyc: Path) -> bool:
+    """Whether `pyc` holds what compiling its current source gives: another run compiled it
+    again (runs share the cache, and two of them can compile one module at once). Compared
+    code to code: two compilations of one source can differ in their bytes. pytest's
+    rewrite of a test module is not redone here: its header must match the source, which
+    the fingerprint hashes."""
+    source = source_of(pyc)
+    if stale(pyc, source):
+        return False
+    if "-pytest-" in pyc.name:
+        return True
+    level = int(pyc.name.split(".opt-")[1][0]) if ".opt-" in pyc.name else 0
+    try:
+        code = compile(
+            source.read_bytes(), str(source), "exec", dont_inherit=True, optimize=level
+        )
+        return marshal.loads(pyc.read_bytes()[16:]) == code
+    except (OSError, ValueError, EOFError, TypeError, SyntaxError):
+        return False
+
+
 def drop_stale_bytecode(cache: Path = GRADER_PYCACHE, checkout: Path = REPO) -> None:
     """Delete the bytecode the next run would compile again: in the grader's cache (its
     sources by their absolute path) and in the __pycache__ folders of the checkout's grader
     code (sources beside them). Run before a fingerprint: Python's rewrite of a stale file
     (after a `git pull` or an edit of the grader) would otherwise look like a change and void
     the runs going on beside it. A file deleted here and written again is new: no change."""
-    for root, _, files in os.walk(cache):
-        drop_stale(Path(root), files, Path("/") / Path(root).relative_to(cache))
+    folders = [root for root, _, _ in os.walk(cache)]
     for name in HASHED:
-        for root, _, files in os.walk(checkout / name):
-            if Path(root).name == "__pycache__":
-                drop_stale(Path(root), files, Path(root).parent)
-
-
-def drop_stale(folder: Path, names: list[str], source_dir: Path) -> None:
-    for name in names:
-        pyc, source = folder / name, source_dir / (name.split(".")[0] + ".py")
-        if name.endswith(".pyc") and not pyc.is_symlink() and stale(pyc, source):
-            pyc.unlink(missing_ok=True)  # another run may have deleted it first
+        folders += [
+            r for r, _, _ in os.walk(checkout / name) if Path(r).name == "__pycache__"
+        ]
+    for folder in folders:
+        for pyc in Path(folder).glob("*.pyc"):
+            if not pyc.is_symlink() and stale(pyc, source_of(pyc, cache)):
+                pyc.unlink(missing_ok=True)  # another run may have deleted it first
 
 
 def fingerprint() -> dict[str, str]:
@@ -96,9 +123,9 @@ def fingerprint() -> dict[str, str]:
 def written_by_python(path: str, before: dict[str, str]) -> bool:
     """A new bytecode file, or the temporary file Python writes it through (another run may
     be compiling at the moment of a fingerprint): Python makes these when it first imports a
-    module."""
+    module. Or one written again with the same code (see recompiled)."""
     return PYC_IN_FLIGHT.search(path) is not None or (
-        path not in before and path.endswith(".pyc")
+        path.endswith(".pyc") and (path not in before or recompiled(Path(path)))
     )
 
 
