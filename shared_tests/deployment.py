@@ -159,7 +159,8 @@ class Deployment(Endpoint):
         before = self.before_socket(room)
         # Entered by hand: the idle test's socket stays open across tests.
         socket = open_socket(self, chat_path(room), cookie=cookie).__enter__()
-        return socket, self.worker_of(before)
+        # No page's own requests here: a second new connection is not waited out for long.
+        return socket, self.worker_of(before, patience=0.5)
 
     def before_socket(self, room: str) -> BeforeSocket:
         """What the workers have before a socket is opened in `room` (see worker_of)."""
