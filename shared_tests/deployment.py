@@ -27,7 +27,7 @@ from tools.grading.copy_files import (
     read_text,
     write_text,
 )
-from tools.net import ESTABLISHED, free_port, tcp_sockets
+from tools.net import established_connections, free_port
 
 WORKERS = 2
 
@@ -165,8 +165,9 @@ class Deployment(Endpoint):
     def before_socket(self, room: str) -> BeforeSocket:
         """What the workers have before a socket is opened in `room` (see worker_of)."""
         ports = {w.port for w in self.workers}
-        logged = {w.port: n for w, n in self.logged_sockets(room).items()}
-        return BeforeSocket(room, established_connections(ports), logged)
+        return BeforeSocket(
+            room, established_connections(ports), self.logged_sockets(room)
+        )
 
     def worker_of(
         self, before: BeforeSocket, tie_break_by_log=False, patience: float = 2
@@ -185,24 +186,17 @@ class Deployment(Endpoint):
             ]
             if len(grown) > 1 and tie_break_by_log:
                 logged = self.logged_sockets(before.room)
-                grown = [w for w in grown if logged[w] > before.logged[w.port]] or grown
+                grown = [
+                    w for w in grown if logged[w.port] > before.logged[w.port]
+                ] or grown
             if len(grown) == 1:
                 return grown[0]
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.05)
 
-    def logged_sockets(self, room: str) -> dict[Server, int]:
-        """How many sockets each worker says it accepted in `room` (daphne logs WSCONNECT)."""
+    def logged_sockets(self, room: str) -> dict[int, int]:
+        """By worker port, how many sockets each worker says it accepted in `room` (daphne
+        logs WSCONNECT)."""
         line = f"WSCONNECT /ws/chat/{room}/"
-        return {w: w.log_since(0).count(line) for w in self.workers}
-
-
-def established_connections(ports: set[int]) -> dict[int, set[tuple[str, str]]]:
-    """The established TCP connections to each of `ports`, as (the address they come from,
-    their socket's inode), from the kernel's list."""
-    found: dict[int, set[tuple[str, str]]] = {port: set() for port in ports}
-    for tcp in tcp_sockets():
-        if tcp.state == ESTABLISHED and tcp.port in found:
-            found[tcp.port].add((tcp.remote, tcp.inode))
-    return found
+        return {w.port: w.log_since(0).count(line) for w in self.workers}

@@ -47,11 +47,10 @@ def test_input_has_focus_and_enter_opens_the_room(index_page, stage, screenshot_
     pictured = stage == 2  # the docs' picture (no room page, so no socket, yet)
     room = "lobby" if pictured else room_name()
     index_page.switch_to.active_element.send_keys(room)
-    if pictured:
-        typed = window_shot(index_page, index_page.current_window_handle)
-        room_input(index_page).send_keys(Keys.ENTER)
-    else:
-        index_page.switch_to.active_element.send_keys(Keys.ENTER)
+    typed = (
+        window_shot(index_page, index_page.current_window_handle) if pictured else None
+    )
+    room_input(index_page).send_keys(Keys.ENTER)  # to the input: the shot blurs it
     wait_until(
         index_page,
         lambda d: current_path(d) == f"/chat/{room}/",

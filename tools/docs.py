@@ -33,9 +33,8 @@ from tools.course import REPO, load_course
 from tools.diff import code_files, stage_diff
 
 DOCS = REPO / "docs"
-SCREENSHOTS = (
-    DOCS / "images" / "screenshots"
-)  # the browser tests' pictures of the stages
+# The browser tests' pictures of the stages.
+SCREENSHOTS = DOCS / "images" / "screenshots"
 BLOCK = re.compile(r"(<!-- BEGIN (\w+) (.*?) -->\n)(.*?)(<!-- END -->)", re.DOTALL)
 FENCE_LANGUAGE = {
     ".py": "python",

@@ -48,6 +48,16 @@ def tcp_sockets() -> list[TcpSocket]:
     return found
 
 
+def established_connections(ports: set[int]) -> dict[int, set[tuple[str, str]]]:
+    """The established TCP connections to each of `ports`, as (the address they come from,
+    their socket's inode)."""
+    found: dict[int, set[tuple[str, str]]] = {port: set() for port in ports}
+    for tcp in tcp_sockets():
+        if tcp.state == ESTABLISHED and tcp.port in found:
+            found[tcp.port].add((tcp.remote, tcp.inode))
+    return found
+
+
 def listens_on(pids: list[int], port: int) -> bool | None:
     """Whether one of the processes `pids` holds the socket listening on `port`; None when
     their open files cannot be read (another user's, without the right to look)."""

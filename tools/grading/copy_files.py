@@ -60,9 +60,8 @@ def open_file(root: Path, relative: str | PurePath, flags: int) -> int:
         os.close(fd)
         raise UnsafePath(f"{relative} is not a regular file")
     if flags & (os.O_WRONLY | os.O_RDWR) and info.st_nlink != 1:
-        os.close(
-            fd
-        )  # a hard link: writing would change the file it shares (elsewhere?)
+        # A hard link: writing would change the file it shares (elsewhere?).
+        os.close(fd)
         raise UnsafePath(f"{relative} is a hard link")
     return fd
 

@@ -274,9 +274,8 @@ def say_where_the_student_is(args, course, reached: int, tests: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if (
-        not args.project.strip()
-    ):  # `make grade` without DIR=: nothing to grade or report
+    # `make grade` without DIR=: nothing to grade or report on.
+    if not args.project.strip():
         print(NO_FOLDER)
         return EXIT_UNUSABLE
     return check(args) if args.check else grade(args)
