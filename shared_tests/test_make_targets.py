@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -139,33 +140,62 @@ def default_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start_make(target: str, port: int, *options: str) -> subprocess.Popen:
-    """`make TARGET` as a terminal's foreground job, with no Redis at REDIS_URL; returns once
-    it serves on `port`."""
-    process = subprocess.Popen(
-        [
-            "make",
-            "-s",
-            target,
-            f"PORT={port}",
-            f"REDIS_URL=redis://127.0.0.1:{free_port()}/0",
-            *options,
-        ],
-        cwd=REPO,
-        env={**os.environ, **QUIET_ENV},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, like a terminal's foreground job
-        preexec_fn=default_ctrl_c,
-    )
-    deadline = time.monotonic() + 60
-    while not port_in_use(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"make {target} did not serve: {process.communicate()[0]}")
-        time.sleep(0.2)
-    return process
+class ForegroundMake:
+    """`make TARGET` as a terminal's foreground job, its output read as it comes (a reader
+    thread), as the person at the terminal reads it."""
+
+    def __init__(self, target: str, port: int, *options: str):
+        self.target = target
+        self.process = subprocess.Popen(
+            [
+                "make",
+                "-s",
+                target,
+                f"PORT={port}",
+                f"REDIS_URL=redis://127.0.0.1:{free_port()}/0",
+                *options,
+            ],
+            cwd=REPO,
+            env={**os.environ, **QUIET_ENV},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, like a foreground job
+            preexec_fn=default_ctrl_c,
+        )
+        self.lines: list[str] = []
+        self.said_open = threading.Event()
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith("Open "):
+                self.said_open.set()
+
+    def wait_until_serving(self, port: int) -> None:
+        """Until it has said which URL to open and something listens there (stages 1-8
+        say it before their server listens; stage 9 once nginx does)."""
+        deadline = time.monotonic() + 60
+        while not (self.said_open.is_set() and port_in_use(port)):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                pytest.fail(f"make {self.target} did not serve: {self.output()}")
+            time.sleep(0.2)
+
+    def output(self, timeout: float = 30) -> str:
+        """Everything it printed, once it has stopped."""
+        self.process.wait(timeout)
+        self.reader.join(timeout)
+        return "".join(self.lines)
+
+
+def start_make(target: str, port: int, *options: str) -> ForegroundMake:
+    """`make TARGET` with no Redis at REDIS_URL; returns once it serves on `port`."""
+    job = ForegroundMake(target, port, *options)
+    job.wait_until_serving(port)
+    return job
 
 
 def two_tabs_talk(server: Endpoint) -> None:
@@ -205,14 +235,14 @@ def test_make_step_serves_the_chat_and_stopping_it_stops_everything(target, stop
     closed terminal (SIGHUP) or `kill` (SIGTERM) stops the server and that Redis (each way
     of stopping on another stage: they share tools/serve.py)."""
     port = free_port()
-    process = start_make(target, port)
+    job = start_make(target, port)
     try:
         two_tabs_talk(
             Endpoint(port)
         )  # the server is make's child; the test only talks to it
     finally:
-        STOPS[stop](process)
-        output, _ = process.communicate(timeout=30)
+        STOPS[stop](job.process)
+        output = job.output()
     opens = load_course().stage(int(target.removeprefix("step"))).open
     assert f"Open http://127.0.0.1:{port}{opens}" in output
     assert "started a private one" in output and "Stopped the private Redis." in output
@@ -228,7 +258,7 @@ def test_make_step9_serves_through_nginx_over_tls_and_stops_everything():
     (each named in the log with its port), a chat over wss:// works, and closing the
     terminal stops nginx, every worker and the private Redis."""
     port = free_port()
-    process = start_make("step9", port, "WORKERS=3")
+    job = start_make("step9", port, "WORKERS=3")
     try:
         site = Endpoint(port)
         site.secure = True
@@ -240,8 +270,8 @@ def test_make_step9_serves_through_nginx_over_tls_and_stops_everything():
             f"https://127.0.0.1:{port}/chat/ answered {page.status}"
         )
     finally:
-        STOPS["terminal-closed"](process)
-        output, _ = process.communicate(timeout=30)
+        STOPS["terminal-closed"](job.process)
+        output = job.output()
     assert f"Open https://127.0.0.1:{port}/chat/" in output
     workers = sorted(set(ports_in(output, r"worker \d \(127\.0\.0\.1:(\d+)\)")))
     assert len(workers) == 3, f"expected three workers in the log:\n{output}"
