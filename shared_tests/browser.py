@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import psutil
 from selenium import webdriver
 from selenium.common.exceptions import (
     StaleElementReferenceException,
@@ -24,11 +25,21 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+from urllib3.exceptions import ReadTimeoutError
 
 from tools.course import REPO
 from tools.grading.sandbox import NO_SANDBOX, Sandbox
 
 WAIT = 10  # seconds for anything a page should do (it takes milliseconds)
+# A page that has not loaded by then never will; no command to the browser waits longer than
+# COMMAND seconds (Selenium's own limit is 120 s a command, then the next one waits again).
+PAGE_LOAD = 15
+COMMAND = 30
+FROZEN_PAGE = (
+    f"the page did not load in {PAGE_LOAD} s or stopped answering ({COMMAND} s): a script "
+    "on it never ends (a busy loop, or a request with async: false whose answer never "
+    "comes) or its server never sent it"
+)
 WINDOW_SIZE = (840, 560)  # wide enough for the tutorial's 100-column chat log
 
 TRACK_SOCKETS = """
@@ -93,7 +104,7 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
         driver_path = sandboxed_driver(driver_path, confined)
     service = Service(executable_path=driver_path) if driver_path else Service()
     try:
-        return webdriver.Chrome(options=options, service=service)
+        driver = webdriver.Chrome(options=options, service=service)
     except WebDriverException as error:
         first_line = (error.msg or str(error)).strip().splitlines()[0]
         raise NoBrowser(
@@ -102,6 +113,60 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
             "(sudo apt-get install chromium chromium-driver) or Google Chrome, "
             "or point CHROME_BIN and CHROMEDRIVER at them."
         ) from None
+    driver.set_page_load_timeout(PAGE_LOAD)
+    # Set once the session exists: starting Chromium on a busy machine may take longer.
+    driver.command_executor._client_config.timeout = COMMAND
+    return driver
+
+
+def froze(error: BaseException) -> bool:
+    """Whether `error` says a page stopped answering: its load timed out in Chromium, or a
+    command got no answer at all."""
+    if isinstance(error, ReadTimeoutError):
+        return True
+    return isinstance(error, TimeoutException) and "from renderer" in str(error.msg)
+
+
+def stop_browser(driver: WebDriver) -> None:
+    """Quit, then kill whatever is left: a browser with a frozen page may not answer."""
+    try:
+        family = psutil.Process(driver.service.process.pid).children(recursive=True)
+    except (psutil.Error, AttributeError):
+        family = []
+    driver.command_executor._client_config.timeout = 5
+    try:
+        driver.quit()
+    except Exception:  # noqa: BLE001 - it is being killed anyway
+        pass
+    for process in family:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+class BrowserKeeper:
+    """The session's one Chromium (starting one costs seconds of CPU), started again for
+    the next test once a page froze it: the tests after a frozen page are not its victims."""
+
+    def __init__(self, sandbox: Sandbox = NO_SANDBOX):
+        self.sandbox = sandbox
+        self.driver: WebDriver | None = None
+        self.frozen = False
+
+    def get(self) -> WebDriver:
+        if self.frozen and self.driver is not None:
+            stop_browser(self.driver)
+            self.driver = None
+        self.frozen = False
+        if self.driver is None:
+            self.driver = start_browser(self.sandbox)
+        return self.driver
+
+    def stop(self) -> None:
+        if self.driver is not None:
+            stop_browser(self.driver)
+            self.driver = None
 
 
 def new_window(driver: WebDriver, refuse_sockets: bool = False) -> str:

@@ -113,6 +113,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "repository: checks this repository itself, not a stage's behaviour"
     )
+    config.pluginmanager.register(FrozenPages(), "workshop-frozen-pages")
 
     known = [stage.number for stage in COURSE.stages]
     stages = config.getoption("--stage") or known
@@ -538,17 +539,58 @@ def own_redis():
 
 
 @pytest.fixture(scope="session")
-def browser(request):
-    """One headless Chromium for the session (starting one costs seconds of CPU); each
-    test opens the windows it needs and closes them."""
-    from shared_tests.browser import NoBrowser, start_browser  # only runs that need it
+def browser_keeper(request):
+    """One headless Chromium for the session (starting one costs seconds of CPU)."""
+    from shared_tests.browser import BrowserKeeper  # only runs that need it
+
+    keeper = BrowserKeeper(request.config.workshop_sandbox)
+    yield keeper
+    keeper.stop()
+
+
+@pytest.fixture
+def browser(browser_keeper):
+    """The session's Chromium (a new one if a page froze the last); each test opens the
+    windows it needs and closes them."""
+    from shared_tests.browser import NoBrowser
 
     try:
-        driver = start_browser(request.config.workshop_sandbox)
+        return browser_keeper.get()
     except NoBrowser as missing:
         missing_prerequisite(str(missing))
-    yield driver
-    driver.quit()
+
+
+class FrozenPages:
+    """A page that stopped answering the browser fails its test (in its setup, call or
+    teardown) with a sentence that says so, and the browser is started again for the next
+    test."""
+
+    @staticmethod
+    def _fail_clearly(item):
+        try:
+            return (yield)
+        except Exception as error:
+            keeper = item.funcargs.get("browser_keeper")
+            if keeper is None:
+                raise
+            from shared_tests.browser import FROZEN_PAGE, froze
+
+            if not froze(error):
+                raise
+            keeper.frozen = True
+            raise AssertionError(FROZEN_PAGE) from None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item):
+        return (yield from self._fail_clearly(item))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        return (yield from self._fail_clearly(item))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item):
+        return (yield from self._fail_clearly(item))
 
 
 @pytest.fixture(scope="session")

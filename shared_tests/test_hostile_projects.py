@@ -489,3 +489,48 @@ def test_bytecode_older_than_its_source_is_dropped_before_a_run(tmp_path):
         "hashed_kept.cpython-311-pytest-9.pyc",
         "kept.cpython-311.pyc",
     ]
+
+
+def room_page_that_never_finishes(project: Path) -> None:
+    """A room page whose first script waits for an answer its server never sends (a request
+    with async: false holds the page as a busy loop does, without burning a core)."""
+    edit(
+        project,
+        "chat/urls.py",
+        '    path("", views.index, name="index"),\n',
+        '    path("", views.index, name="index"),\n'
+        '    path("never-answers/", views.never_answers),\n',
+    )
+    views = project / "chat" / "views.py"
+    views.write_text(
+        views.read_text()
+        + "\n\nasync def never_answers(request):\n"
+        + "    import asyncio\n\n    await asyncio.sleep(3600)\n"
+    )
+    edit(
+        project,
+        "chat/templates/chat/room.html",
+        "<body>",
+        "<body>\n    <script>\n        const request = new XMLHttpRequest();\n"
+        "        request.open('GET', '/chat/never-answers/', false);\n"
+        "        request.send();\n    </script>",
+    )
+
+
+def test_a_page_that_never_finishes_fails_its_behaviour_and_no_other(tmp_path):
+    """A room page that never finishes loading (it freezes the browser's tab) fails the
+    behaviour that opens it, saying so, instead of holding the run for minutes; the browser
+    is started again, so the next behaviour, on the index page, passes."""
+    project = copy_stage(3, tmp_path)
+    room_page_that_never_finishes(project)
+    graded = grade(
+        project,
+        3,
+        tmp_path,
+        *("--behaviour", "index_navigation", "--behaviour", "index_explains_refusal"),
+        timeout=300,
+    )
+    frozen = graded.outcome("index_navigation")
+    assert frozen["status"] == "failed", graded.report
+    assert "did not load in" in frozen["output"] and "never ends" in frozen["output"]
+    assert graded.outcome("index_explains_refusal")["status"] == "passed", graded.report
