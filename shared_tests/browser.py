@@ -40,6 +40,10 @@ FROZEN_PAGE = (
     "on it never ends (a busy loop, or a request with async: false whose answer never "
     "comes) or its server never sent it"
 )
+CRASHED_PAGE = (
+    "the page crashed its tab in the browser: a script on it took more memory than a tab "
+    "may have (or broke the tab another way)"
+)
 WINDOW_SIZE = (840, 560)  # wide enough for the tutorial's 100-column chat log
 
 TRACK_SOCKETS = """
@@ -119,12 +123,16 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
     return driver
 
 
-def froze(error: BaseException) -> bool:
-    """Whether `error` says a page stopped answering: its load timed out in Chromium, or a
-    command got no answer at all."""
+def page_failure(error: BaseException) -> str | None:
+    """The sentence for an error that says a page froze or crashed its tab (the browser is
+    then started again); None for any other error."""
     if isinstance(error, ReadTimeoutError):
-        return True
-    return isinstance(error, TimeoutException) and "from renderer" in str(error.msg)
+        return FROZEN_PAGE
+    if isinstance(error, TimeoutException) and "from renderer" in str(error.msg):
+        return FROZEN_PAGE
+    if isinstance(error, WebDriverException) and "tab crashed" in str(error.msg):
+        return CRASHED_PAGE
+    return None
 
 
 def stop_browser(driver: WebDriver) -> None:
@@ -147,18 +155,18 @@ def stop_browser(driver: WebDriver) -> None:
 
 class BrowserKeeper:
     """The session's one Chromium (starting one costs seconds of CPU), started again for
-    the next test once a page froze it: the tests after a frozen page are not its victims."""
+    the next test once a page froze or crashed: the tests after it are not its victims."""
 
     def __init__(self, sandbox: Sandbox = NO_SANDBOX):
         self.sandbox = sandbox
         self.driver: WebDriver | None = None
-        self.frozen = False
+        self.broken = False
 
     def get(self) -> WebDriver:
-        if self.frozen and self.driver is not None:
+        if self.broken and self.driver is not None:
             stop_browser(self.driver)
             self.driver = None
-        self.frozen = False
+        self.broken = False
         if self.driver is None:
             self.driver = start_browser(self.sandbox)
         return self.driver

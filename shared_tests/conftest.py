@@ -113,7 +113,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "repository: checks this repository itself, not a stage's behaviour"
     )
-    config.pluginmanager.register(FrozenPages(), "workshop-frozen-pages")
+    config.pluginmanager.register(BrokenPages(), "workshop-broken-pages")
 
     known = [stage.number for stage in COURSE.stages]
     stages = config.getoption("--stage") or known
@@ -550,7 +550,7 @@ def browser_keeper(request):
 
 @pytest.fixture
 def browser(browser_keeper):
-    """The session's Chromium (a new one if a page froze the last); each test opens the
+    """The session's Chromium (a new one if a page froze or crashed the last); each test opens the
     windows it needs and closes them."""
     from shared_tests.browser import NoBrowser
 
@@ -560,8 +560,8 @@ def browser(browser_keeper):
         missing_prerequisite(str(missing))
 
 
-class FrozenPages:
-    """A page that stopped answering the browser fails its test (in its setup, call or
+class BrokenPages:
+    """A page that froze or crashed the browser's tab fails its test (in its setup, call or
     teardown) with a sentence that says so, and the browser is started again for the next
     test."""
 
@@ -573,12 +573,13 @@ class FrozenPages:
             keeper = item.funcargs.get("browser_keeper")
             if keeper is None:
                 raise
-            from shared_tests.browser import FROZEN_PAGE, froze
+            from shared_tests.browser import page_failure
 
-            if not froze(error):
+            sentence = page_failure(error)
+            if sentence is None:
                 raise
-            keeper.frozen = True
-            raise AssertionError(FROZEN_PAGE) from None
+            keeper.broken = True
+            raise AssertionError(sentence) from None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item):

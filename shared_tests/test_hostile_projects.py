@@ -517,12 +517,33 @@ def room_page_that_never_finishes(project: Path) -> None:
     )
 
 
-def test_a_page_that_never_finishes_fails_its_behaviour_and_no_other(tmp_path):
-    """A room page that never finishes loading (it freezes the browser's tab) fails the
-    behaviour that opens it, saying so, instead of holding the run for minutes; the browser
-    is started again, so the next behaviour, on the index page, passes."""
+def room_page_that_eats_memory(project: Path) -> None:
+    """A room page whose script takes memory until its tab crashes."""
+    edit(
+        project,
+        "chat/templates/chat/room.html",
+        "<body>",
+        "<body>\n    <script>\n        const hoard = [];\n"
+        "        while (true) { hoard.push(new Array(1e7).fill(7)); }\n    </script>",
+    )
+
+
+BROKEN_PAGES = {
+    "never-finishes": (room_page_that_never_finishes, "did not load in"),
+    "eats-memory": (room_page_that_eats_memory, "crashed its tab"),
+}
+
+
+@pytest.mark.parametrize("plant, says", BROKEN_PAGES.values(), ids=BROKEN_PAGES.keys())
+def test_a_page_that_breaks_the_browser_fails_its_behaviour_and_no_other(
+    tmp_path, plant, says
+):
+    """A room page that never finishes loading (it freezes the browser's tab) or that crashes
+    its tab fails the behaviour that opens it, saying so, instead of holding the run for
+    minutes; the browser is started again, so the next behaviour, on the index page,
+    passes."""
     project = copy_stage(3, tmp_path)
-    room_page_that_never_finishes(project)
+    plant(project)
     graded = grade(
         project,
         3,
@@ -530,7 +551,7 @@ def test_a_page_that_never_finishes_fails_its_behaviour_and_no_other(tmp_path):
         *("--behaviour", "index_navigation", "--behaviour", "index_explains_refusal"),
         timeout=300,
     )
-    frozen = graded.outcome("index_navigation")
-    assert frozen["status"] == "failed", graded.report
-    assert "did not load in" in frozen["output"] and "never ends" in frozen["output"]
+    broken = graded.outcome("index_navigation")
+    assert broken["status"] == "failed", graded.report
+    assert says in broken["output"], broken["output"]
     assert graded.outcome("index_explains_refusal")["status"] == "passed", graded.report
