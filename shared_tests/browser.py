@@ -95,6 +95,9 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
     options = webdriver.ChromeOptions()
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
+    # An alert() is clicked away as a person would (OK): a page that greets with one still
+    # works; what it says there is not on the page, where the checks read.
+    options.set_capability("unhandledPromptBehavior", "accept")
     binary = (
         os.environ.get("CHROME_BIN")
         or shutil.which("chromium")

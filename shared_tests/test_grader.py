@@ -111,6 +111,20 @@ def test_tutorial_project_fails_robustness_when_strict(tmp_path):
     assert "Hint:" in graded.outcome("bad_frames")["output"]
 
 
+def test_an_alert_is_clicked_away_as_a_person_would(tmp_path):
+    """A room page that greets with alert() is graded on what it does: the browser clicks
+    the alert away (OK), and the chat in the browser works."""
+    project = copy_stage(3, tmp_path)
+    edit(
+        project,
+        "chat/templates/chat/room.html",
+        "<body>",
+        "<body>\n    <script>alert('Welcome to the room!');</script>",
+    )
+    graded = grade(project, 3, tmp_path, "--behaviour", "browser_chat")
+    assert graded.outcome("browser_chat")["status"] == "passed", graded.report
+
+
 def test_requirements_txt_is_ignored_and_the_report_says_so(tmp_path):
     project = copy_stage(1, tmp_path)
     (project / "requirements.txt").write_text("Django==3.1\nchannels==3.0.0\n")
