@@ -5,6 +5,7 @@ can read."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -120,6 +121,17 @@ class Endpoint:
         except urllib.error.HTTPError as error:
             text = error.read().decode("utf-8", "replace")
             return Page(error.code, text, url, error.headers["Server"] or "")
+
+    def first_answer_to(self, request: bytes) -> bytes:
+        """The first bytes the server answers `request` with, sent as it is on a plain
+        socket: what the server itself says to a request no application ever sees."""
+        assert not self.secure, "a plain socket, not TLS"
+        with socket.create_connection((HOST, self.port), timeout=5) as connection:
+            connection.sendall(request)
+            try:
+                return connection.recv(200)
+            except TimeoutError:
+                return b""
 
 
 class Server(Endpoint):

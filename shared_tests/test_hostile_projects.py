@@ -133,14 +133,23 @@ def one_worker_whose_logs_claim_two(project: Path) -> None:
     )(project)
 
 
-def django_server_printing_daphnes_start_line(project: Path) -> None:
-    """ "daphne" out of INSTALLED_APPS (runserver is Django's own), and settings that print
-    the line Daphne's runserver starts with."""
+DRESSED_AS_DAPHNE = """
+print('Starting ASGI/Daphne version 4.2.3 development server at http://127.0.0.1:8000/')
+def dress_as_daphne(get_response):
+    def middleware(request):
+        response = get_response(request)
+        response["Server"] = "daphne"
+        return response
+    return middleware
+MIDDLEWARE = [*MIDDLEWARE, "mysite.settings.dress_as_daphne"]
+"""
+
+
+def django_server_dressed_as_daphne(project: Path) -> None:
+    """ "daphne" out of INSTALLED_APPS (runserver is Django's own), settings that print the
+    line Daphne's runserver starts with, and a middleware that names Daphne as the server."""
     edit(project, "mysite/settings.py", '    "daphne",\n', "")
-    append_to_settings(
-        "print('Starting ASGI/Daphne version 4.2.3 development server at "
-        "http://127.0.0.1:8000/')"
-    )(project)
+    append_to_settings(DRESSED_AS_DAPHNE)(project)
 
 
 @dataclass
@@ -266,10 +275,10 @@ HOSTILE = {
         "the upstream should take turns",
         ("workers_share_rooms",),
     ),
-    "settings-print-daphnes-start-line-without-daphne": Hostile(
+    "django-server-dressed-as-daphne": Hostile(
         3,
-        django_server_printing_daphnes_start_line,
-        "not Daphne",
+        django_server_dressed_as_daphne,
+        "as Django's own (WSGI) server does",
         ("runserver_daphne",),
     ),
     "consumer-never-accepts": Hostile(
