@@ -25,7 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 from tools.course import REPO
 from tools.grading.sandbox import NO_SANDBOX, Sandbox
@@ -129,6 +129,10 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
 def page_failure(error: BaseException) -> str | None:
     """The sentence for an error that says a page froze or crashed its tab (the browser is
     then started again); None for any other error."""
+    if isinstance(
+        error, MaxRetryError
+    ):  # a GET that urllib3 tried again, each timing out
+        error = error.reason
     if isinstance(error, ReadTimeoutError):
         return FROZEN_PAGE
     if isinstance(error, TimeoutException) and "from renderer" in str(error.msg):
@@ -193,7 +197,11 @@ def wait_until(driver: WebDriver, condition, failure: str, timeout: float = WAIT
     """Wait for `condition(driver)` to be truthy; otherwise fail with `failure`."""
     try:
         return WebDriverWait(driver, timeout).until(condition)
-    except TimeoutException:
+    except TimeoutException as error:
+        if page_failure(
+            error
+        ):  # the page froze while we waited: say that, not `failure`
+            raise
         raise AssertionError(f"{failure} (waited {timeout:g} s)") from None
 
 

@@ -55,9 +55,13 @@ def log_of(driver, handle):
 def two_rooms(browser, server):
     """Alice and Bob in one room, Carol in another: three windows, sockets open."""
     room, other = room_name("lobby"), room_name("elsewhere")
-    handles = [open_room(browser, server, r) for r in (room, room, other)]
-    yield handles
-    close_windows(browser, handles)
+    handles = []
+    try:
+        for name in (room, room, other):
+            handles.append(open_room(browser, server, name))
+        yield handles
+    finally:
+        close_windows(browser, handles)
 
 
 @pytest.mark.behaviour("browser_chat")
