@@ -129,9 +129,8 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
 def page_failure(error: BaseException) -> str | None:
     """The sentence for an error that says a page froze or crashed its tab (the browser is
     then started again); None for any other error."""
-    if isinstance(
-        error, MaxRetryError
-    ):  # a GET that urllib3 tried again, each timing out
+    # A GET that urllib3 tried again, each try timing out.
+    if isinstance(error, MaxRetryError):
         error = error.reason
     if isinstance(error, ReadTimeoutError):
         return FROZEN_PAGE
@@ -198,9 +197,8 @@ def wait_until(driver: WebDriver, condition, failure: str, timeout: float = WAIT
     try:
         return WebDriverWait(driver, timeout).until(condition)
     except TimeoutException as error:
-        if page_failure(
-            error
-        ):  # the page froze while we waited: say that, not `failure`
+        # The page froze while we waited: say that, not `failure`.
+        if page_failure(error):
             raise
         raise AssertionError(f"{failure} (waited {timeout:g} s)") from None
 
