@@ -169,10 +169,9 @@ class BrowserKeeper:
         self.broken = False
 
     def get(self) -> WebDriver:
-        if self.broken and self.driver is not None:
-            stop_browser(self.driver)
-            self.driver = None
-        self.broken = False
+        if self.broken:
+            self.stop()
+            self.broken = False
         if self.driver is None:
             self.driver = start_browser(self.sandbox)
         return self.driver

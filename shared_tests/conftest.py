@@ -550,8 +550,8 @@ def browser_keeper(request):
 
 @pytest.fixture
 def browser(browser_keeper):
-    """The session's Chromium (a new one if a page froze or crashed the last); each test opens the
-    windows it needs and closes them."""
+    """The session's Chromium (a new one if a page froze or crashed the last); each test
+    opens the windows it needs and closes them."""
     from shared_tests.browser import NoBrowser
 
     try:

@@ -88,6 +88,16 @@ def edit(project: Path, relative: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
+def room_page_starting_with(project: Path, script: str) -> None:
+    """Put `script` first in the room page's <body>, as a student's own script."""
+    edit(
+        project,
+        "chat/templates/chat/room.html",
+        "<body>",
+        f"<body>\n    <script>\n        {script}\n    </script>",
+    )
+
+
 def take_file(project: Path, relative: str, from_stage: int) -> None:
     shutil.copy(COURSE.stage(from_stage).path / relative, project / relative)
 

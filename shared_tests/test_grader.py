@@ -18,6 +18,7 @@ from shared_tests.graded_projects import (
     copy_stage,
     edit,
     grade,
+    room_page_starting_with,
     snapshot,
     take_file,
 )
@@ -115,12 +116,7 @@ def test_an_alert_is_clicked_away_as_a_person_would(tmp_path):
     """A room page that greets with alert() is graded on what it does: the browser clicks
     the alert away (OK), and the chat in the browser works."""
     project = copy_stage(3, tmp_path)
-    edit(
-        project,
-        "chat/templates/chat/room.html",
-        "<body>",
-        "<body>\n    <script>alert('Welcome to the room!');</script>",
-    )
+    room_page_starting_with(project, "alert('Welcome to the room!');")
     graded = grade(project, 3, tmp_path, "--behaviour", "browser_chat")
     assert graded.outcome("browser_chat")["status"] == "passed", graded.report
 

@@ -22,6 +22,7 @@ from shared_tests.graded_projects import (
     edit,
     grade,
     never_accepts,
+    room_page_starting_with,
     take_file,
 )
 from tools.course import REPO
@@ -516,24 +517,20 @@ def room_page_that_never_finishes(project: Path) -> None:
         + "\n\nasync def never_answers(request):\n"
         + "    import asyncio\n\n    await asyncio.sleep(3600)\n"
     )
-    edit(
+    room_page_starting_with(
         project,
-        "chat/templates/chat/room.html",
-        "<body>",
-        "<body>\n    <script>\n        const request = new XMLHttpRequest();\n"
+        "const request = new XMLHttpRequest();\n"
         "        request.open('GET', '/chat/never-answers/', false);\n"
-        "        request.send();\n    </script>",
+        "        request.send();",
     )
 
 
 def room_page_that_eats_memory(project: Path) -> None:
     """A room page whose script takes memory until its tab crashes."""
-    edit(
+    room_page_starting_with(
         project,
-        "chat/templates/chat/room.html",
-        "<body>",
-        "<body>\n    <script>\n        const hoard = [];\n"
-        "        while (true) { hoard.push(new Array(1e7).fill(7)); }\n    </script>",
+        "const hoard = [];\n"
+        "        while (true) { hoard.push(new Array(1e7).fill(7)); }",
     )
 
 
