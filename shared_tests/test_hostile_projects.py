@@ -55,20 +55,36 @@ with open(_conftest, "a") as _hook:
     )(project)
 
 
-def sync_consumer_printing_an_async_report(at_exit: bool) -> Callable[[Path], None]:
+DJANGO_APPS = [
+    f"django.contrib.{app}"
+    for app in ("admin", "auth", "contenttypes", "sessions", "messages", "staticfiles")
+]
+
+
+def sync_consumer_printing_an_async_report(when: str) -> Callable[[Path], None]:
     """A stage-5 project still on stage 4's sync consumer, whose settings print the report
-    the grader's probe would print for an async one (while loading, or when it exits)."""
-    forged = {
+    the grader's probe would print for an async one: while loading, when the process exits,
+    or in the probe only, ending it before the probe's own report ("instead")."""
+    forged = {  # what the probe reports for stage 5, every fact of it
         "ok": True,
         "asgi_application": "mysite.asgi.application",
+        "installed_apps": ["daphne", "chat", *DJANGO_APPS],
+        "channel_layers": {"default": "channels_redis.core.RedisChannelLayer"},
+        "database": {"engine": "django.db.backends.sqlite3", "name": "db.sqlite3"},
+        "static_root": "",
         "consumers": {"chat.consumers.ChatConsumer": "async"},
     }
     line = repr(REPORT_MARK + json.dumps(forged))
-    code = (
-        f"import atexit\natexit.register(print, {line})"
-        if at_exit
-        else f"print({line})"
-    )
+    code = {
+        "loading": f"print({line})",
+        "exit": f"import atexit\natexit.register(print, {line})",
+        "instead": (
+            "import os, sys\n"
+            "if sys.argv[0].endswith('workshop_probe.py'):\n"
+            f"    print({line}, flush=True)\n"
+            "    os._exit(0)"
+        ),
+    }[when]
 
     def plant(project: Path) -> None:
         take_file(project, "chat/consumers.py", from_stage=4)
@@ -266,9 +282,16 @@ HOSTILE = {
     ),
     "settings-print-a-forged-probe-report": Hostile(
         5,
-        sync_consumer_printing_an_async_report(at_exit=False),
+        sync_consumer_printing_an_async_report("loading"),
         "printed the grader's report line",
         ("consumer_style", "ws_round_trip"),
+    ),
+    # The probe's report cannot be told from this forgery: the server's behaviour can.
+    "settings-forge-the-probe-report-and-end-the-probe": Hostile(
+        5,
+        sync_consumer_printing_an_async_report("instead"),
+        "the server answered no frame of another socket",
+        ("consumer_style",),
     ),
     "workers-logging-sockets-they-never-took": Hostile(
         9,
@@ -351,7 +374,7 @@ def test_a_report_printed_at_exit_does_not_change_what_the_grader_learns(tmp_pat
     async one: the probe ends its process right after its own report, so the forged one is
     never printed and the consumer is still found to be sync."""
     project = copy_stage(5, tmp_path)
-    sync_consumer_printing_an_async_report(at_exit=True)(project)
+    sync_consumer_printing_an_async_report("exit")(project)
     graded = grade(project, 5, tmp_path, "--behaviour", "consumer_style")
     assert graded.results["score"] == 0, graded.report
     assert "is a sync consumer" in graded.report, graded.report

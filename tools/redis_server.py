@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -74,6 +78,17 @@ class PrivateRedis:
 
     def stop(self) -> None:
         self._executor.stop()
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Redis answers nothing until the block ends (its process is stopped): clients'
+        commands wait in their sockets, as behind a stalled network, and nothing is lost."""
+        pid = self._executor.process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def close(self) -> None:
         """Stop the server and remove its folder."""
