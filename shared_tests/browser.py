@@ -106,9 +106,10 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
     if binary:
         options.binary_location = binary
     driver_path = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    script = None
     if driver_path and sandbox.enabled:
         confined = sandbox.for_browser([binary, driver_path])
-        driver_path = sandboxed_driver(driver_path, confined)
+        driver_path = script = sandboxed_driver(driver_path, confined)
     service = Service(executable_path=driver_path) if driver_path else Service()
     try:
         driver = webdriver.Chrome(options=options, service=service)
@@ -120,6 +121,9 @@ def start_browser(sandbox: Sandbox = NO_SANDBOX) -> WebDriver:
             "(sudo apt-get install chromium chromium-driver) or Google Chrome, "
             "or point CHROME_BIN and CHROMEDRIVER at them."
         ) from None
+    finally:
+        if script:  # the driver has started from it (or failed to): no longer needed
+            shutil.rmtree(Path(script).parent, ignore_errors=True)
     driver.set_page_load_timeout(PAGE_LOAD)
     # Set once the session exists: starting Chromium on a busy machine may take longer.
     driver.command_executor._client_config.timeout = COMMAND
