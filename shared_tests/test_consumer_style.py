@@ -63,7 +63,8 @@ def assert_answers_while_another_waits(server, own_redis) -> None:
     assert answered, (
         "while one socket's message waited for Redis, the server answered no frame of "
         f"another socket for {ANSWER_WHILE_FROZEN:g} s: the consumer's handlers wait "
-        "their turn on one thread (a sync consumer, or async_to_sync in an async one)"
+        "their turn on one thread (a sync consumer, or async_to_sync in an async one), "
+        "or its answer to a frame that is not JSON waits for Redis too"
     )
 
 
