@@ -168,6 +168,11 @@ class StageUnderTest:
                 f"`python manage.py createsuperuser` failed: {failure}"
             )
 
+    @property
+    def database_name(self) -> str:
+        """The project's database, as its settings name it (for SQLite, the file)."""
+        return (self.facts.get("database") or {}).get("name", "")
+
     def open_database(self) -> int:
         """A descriptor of the project's SQLite file, which the tests may lock to hold up a
         write: opened without following a link, so a link swapped in later changes nothing

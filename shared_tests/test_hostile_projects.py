@@ -59,23 +59,24 @@ DJANGO_APPS = [
     f"django.contrib.{app}"
     for app in ("admin", "auth", "contenttypes", "sessions", "messages", "staticfiles")
 ]
+# What the probe reports for stages 5 to 7, every fact of it.
+PROBED_FACTS = {
+    "ok": True,
+    "asgi_application": "mysite.asgi.application",
+    "installed_apps": ["daphne", "chat", *DJANGO_APPS],
+    "channel_layers": {"default": "channels_redis.core.RedisChannelLayer"},
+    "database": {"engine": "django.db.backends.sqlite3", "name": "db.sqlite3"},
+    "static_root": "",
+    "consumers": {"chat.consumers.ChatConsumer": "async"},
+}
 
 
-def sync_consumer_printing_an_async_report(when: str) -> Callable[[Path], None]:
-    """A stage-5 project still on stage 4's sync consumer, whose settings print the report
-    the grader's probe would print for an async one: while loading, when the process exits,
-    or in the probe only, ending it before the probe's own report ("instead")."""
-    forged = {  # what the probe reports for stage 5, every fact of it
-        "ok": True,
-        "asgi_application": "mysite.asgi.application",
-        "installed_apps": ["daphne", "chat", *DJANGO_APPS],
-        "channel_layers": {"default": "channels_redis.core.RedisChannelLayer"},
-        "database": {"engine": "django.db.backends.sqlite3", "name": "db.sqlite3"},
-        "static_root": "",
-        "consumers": {"chat.consumers.ChatConsumer": "async"},
-    }
-    line = repr(REPORT_MARK + json.dumps(forged))
-    code = {
+def settings_reporting(facts: dict, when: str) -> str:
+    """Settings code that prints the probe's report line with `facts`: while loading, when
+    the process exits, or in the probe only, ending it before the probe's own report
+    ("instead")."""
+    line = repr(REPORT_MARK + json.dumps(facts))
+    return {
         "loading": f"print({line})",
         "exit": f"import atexit\natexit.register(print, {line})",
         "instead": (
@@ -86,11 +87,34 @@ def sync_consumer_printing_an_async_report(when: str) -> Callable[[Path], None]:
         ),
     }[when]
 
+
+def sync_consumer_printing_an_async_report(when: str) -> Callable[[Path], None]:
+    """A stage-5 project still on stage 4's sync consumer, whose settings print the report
+    the grader's probe would print for an async one (see settings_reporting)."""
+
     def plant(project: Path) -> None:
         take_file(project, "chat/consumers.py", from_stage=4)
-        append_to_settings(code)(project)
+        append_to_settings(settings_reporting(PROBED_FACTS, when))(project)
 
     return plant
+
+
+def blocking_writes_behind_a_decoy_database(project: Path) -> None:
+    """A stage-7 consumer that writes with the sync ORM (allowed by DJANGO_ALLOW_ASYNC_UNSAFE,
+    so it blocks the event loop), whose settings report an empty decoy file as the database:
+    the file the test locks, while the server writes elsewhere."""
+    edit(
+        project,
+        "chat/consumers.py",
+        "await Message.objects.acreate(",
+        "Message.objects.create(",
+    )
+    decoy = {**PROBED_FACTS["database"], "name": "decoy.sqlite3"}
+    append_to_settings(
+        'os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"\n'
+        'open(BASE_DIR / "decoy.sqlite3", "a").close()\n'
+        + settings_reporting({**PROBED_FACTS, "database": decoy}, "instead")
+    )(project)
 
 
 # A stage-9 worker's settings: every other socket it takes goes unlogged, and it opens a
@@ -292,6 +316,12 @@ HOSTILE = {
         sync_consumer_printing_an_async_report("instead"),
         "the server answered no frame of another socket",
         ("consumer_style",),
+    ),
+    "settings-report-a-decoy-database": Hostile(
+        7,
+        blocking_writes_behind_a_decoy_database,
+        "the SQLite file the project's settings name",
+        ("database_not_blocking",),
     ),
     "workers-logging-sockets-they-never-took": Hostile(
         9,

@@ -222,6 +222,15 @@ def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
         chat_socket(server, room_name("writer")) as writer,
         chat_socket(server, room_name("other")) as other,
     ):
+        # The file the project's settings name (as the project reports them) is the one
+        # its server writes to: else locking it would hold up nothing.
+        stored = f"stored-{uuid.uuid4().hex}"
+        send_message(writer, stored)
+        chat_frame(writer, stored, "the sender")
+        assert stored.encode() in os.pread(database, os.fstat(database).st_size, 0), (
+            f"the server did not store {stored!r} in {stage_project.database_name}, the "
+            "SQLite file the project's settings name"
+        )
         # The file as opened above, whatever the project has put at its name since.
         lock = sqlite3.connect(
             f"file:/proc/self/fd/{database}?mode=rw",
