@@ -214,23 +214,14 @@ def test_history_survives_a_server_restart(stage_project):
 
 @pytest.mark.behaviour("database_not_blocking")
 def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
-    """The test locks the database: the sender's write must wait. Meanwhile a socket in
-    another room still gets its pong, so the write waits in a thread, not in the event loop.
-    Once unlocked, the message arrives."""
+    """The test locks the database: the sender's write must wait, so its message does not
+    arrive yet. Meanwhile a socket in another room still gets its pong, so the write waits
+    in a thread, not in the event loop. Once unlocked, the message arrives."""
     database = stage_project.open_database()  # closed last: closing drops the lock
     with (
         chat_socket(server, room_name("writer")) as writer,
         chat_socket(server, room_name("other")) as other,
     ):
-        # The file the project's settings name (as the project reports them) is the one
-        # its server writes to: else locking it would hold up nothing.
-        stored = f"stored-{uuid.uuid4().hex}"
-        send_message(writer, stored)
-        chat_frame(writer, stored, "the sender")
-        assert stored.encode() in os.pread(database, os.fstat(database).st_size, 0), (
-            f"the server did not store {stored!r} in {stage_project.database_name}, the "
-            "SQLite file the project's settings name"
-        )
         # The file as opened above, whatever the project has put at its name since.
         lock = sqlite3.connect(
             f"file:/proc/self/fd/{database}?mode=rw",
@@ -243,10 +234,17 @@ def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
             send_message(writer, "waits for the database")
             time.sleep(WRITE_STARTS)
             answered = other.ping().wait(PONG_WHILE_LOCKED)
+            # Nothing yet: the lock held the write up (the project reports its database
+            # itself, and a file it does not write to would hold up nothing).
+            early = frames_within(writer, 0)
         finally:
             lock.execute("ROLLBACK")
             lock.close()
             os.close(database)
+        assert not early, (
+            f"the message arrived while {stage_project.database_name} was locked: the "
+            "server does not write to the SQLite file the project's settings name"
+        )
         assert answered, (
             "while a database write waited, the server answered no ping for "
             f"{PONG_WHILE_LOCKED} s: the write blocks the event loop (a sync ORM call in "
