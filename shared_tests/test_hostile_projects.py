@@ -8,10 +8,12 @@ import json
 import marshal
 import py_compile
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from shared_tests.graded_projects import (
@@ -26,6 +28,7 @@ from shared_tests.graded_projects import (
     take_file,
 )
 from tools.course import REPO
+from tools.grading.harness import run_session
 from tools.grading.integrity import (
     GRADER_PYCACHE,
     changed_files,
@@ -463,6 +466,38 @@ def test_a_run_over_its_time_limit_is_stopped_and_the_next_is_graded_normally(tm
     last = grade(copy_stage(3, tmp_path, "last"), 3, tmp_path, *a_few)
     assert last.returncode == 0, last.output[-2000:]
     assert last.results["score"] == first.results["score"] > 0
+
+
+# A run that starts a process in a session of its own (as mirakuru starts Redis), stops it
+# (as the consumer-style test freezes its Redis), then overruns its time limit.
+LEAVES_A_STOPPED_PROCESS = """
+import os, signal, subprocess, sys, time
+child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+os.kill(child.pid, signal.SIGSTOP)
+open(sys.argv[1], "w").write(str(child.pid))
+time.sleep(300)
+"""
+
+
+def test_a_run_stopped_at_its_time_limit_leaves_no_process_behind(tmp_path):
+    """Everything a run started is killed with it, even a process in a session of its own
+    that was stopped (SIGSTOP) when the time ran out."""
+    pid_file = tmp_path / "pid"
+    command = [sys.executable, "-c", LEAVES_A_STOPPED_PROCESS, str(pid_file)]
+    reason = run_session(command, tmp_path / "session.log", time_limit=3)
+    assert reason and "time limit" in reason, reason
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid), f"process {pid}, which the run started, outlived it"
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_run_is_void_when_grader_files_change_but_not_for_new_bytecode():

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from tools.course import REPO, load_course
 from tools.grading.integrity import (
     GRADER_PYCACHE,
@@ -162,9 +164,25 @@ def run_session(command: list[str], log_path: Path, time_limit: float) -> str | 
             session.wait(time_limit)
             return None
         except subprocess.TimeoutExpired:
-            os.killpg(session.pid, signal.SIGKILL)
-            session.wait()
+            stop_family(session)
             return f"the run did not finish within its time limit ({time_limit:g} s)"
+
+
+def stop_family(session: subprocess.Popen) -> None:
+    """Kill the session's process group and every process it started: some left the group
+    (mirakuru starts its servers in sessions of their own), and a Redis the tests had
+    stopped (SIGSTOP) would otherwise stay behind, stopped, for good."""
+    try:
+        family = psutil.Process(session.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    os.killpg(session.pid, signal.SIGKILL)
+    for process in family:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass  # gone already
+    session.wait()
 
 
 def last_line(log_path: Path) -> str:
