@@ -16,6 +16,7 @@ from tools.deployment.nginx import (
     TEMPLATE,
     NginxProblem,
     NginxSite,
+    mime_types,
     nginx_command,
     render,
 )
@@ -89,6 +90,7 @@ class Deployment(Endpoint):
             )
             config = render(read_text(project.root, TEMPLATE), site)
             write_text(project.root, ".nginx/nginx.conf", config)
+            write_text(project.root, ".nginx/mime.types", mime_types())
             command = nginx_command(run_dir / "nginx.conf")
         except (NginxProblem, UnsafePath) as problem:
             raise DeploymentProblem(str(problem)) from None

@@ -3,8 +3,11 @@ deploy/nginx.conf.template, and the command that runs it in the foreground as yo
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 import string
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +67,26 @@ def nginx_program() -> str:
     return found
 
 
+@functools.cache
+def mime_types() -> str:
+    """nginx's own table of file types (mime.types, beside the nginx.conf it was built
+    with: /etc/nginx on Debian, $(brew --prefix)/etc/nginx with Homebrew). Written next to
+    the configuration, where the template's `include mime.types;` reads it."""
+    built = subprocess.run(
+        [nginx_program(), "-V"], capture_output=True, text=True, timeout=10
+    )
+    found = re.search(r"--conf-path=(\S+)", built.stderr + built.stdout)
+    folders = [Path(found.group(1)).parent] if found else []
+    for folder in [*folders, Path("/etc/nginx")]:
+        table = folder / "mime.types"
+        if table.is_file():
+            return table.read_text("utf-8", "replace")
+    raise NginxProblem(
+        f"nginx's mime.types is not in {' or '.join(map(str, folders))} or /etc/nginx: "
+        "reinstall nginx"
+    )
+
+
 def render(template: str, site: NginxSite) -> str:
     """The template with ${NAME} filled in; a name it lacks is a readable error."""
     missing = [name for name in NAMES if f"${{{name}}}" not in template]
@@ -82,6 +105,7 @@ def write_config(project_root: Path, site: NginxSite) -> Path:
     site.run_dir.mkdir(parents=True, exist_ok=True)
     config = site.run_dir / "nginx.conf"
     config.write_text(render(template.read_text("utf-8", "replace"), site), "utf-8")
+    (site.run_dir / "mime.types").write_text(mime_types(), "utf-8")
     return config
 
 
