@@ -171,18 +171,31 @@ def run_session(command: list[str], log_path: Path, time_limit: float) -> str | 
 def stop_family(session: subprocess.Popen) -> None:
     """Kill the session's process group and every process it started: some left the group
     (mirakuru starts its servers in sessions of their own), and a Redis the tests had
-    stopped (SIGSTOP) would otherwise stay behind, stopped, for good."""
-    try:
-        family = psutil.Process(session.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
+    stopped (SIGSTOP) would otherwise stay behind, stopped, for good. The family is stopped
+    first, so that none of it starts another process between the look and the kill."""
+    os.killpg(session.pid, signal.SIGSTOP)
+    family = descendants(session.pid)
+    for process in family:
+        signal_quietly(process, signal.SIGSTOP)
+    family += [p for p in descendants(session.pid) if p not in family]
     os.killpg(session.pid, signal.SIGKILL)
     for process in family:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass  # gone already
+        signal_quietly(process, signal.SIGKILL)
     session.wait()
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def signal_quietly(process: psutil.Process, number: int) -> None:
+    try:
+        process.send_signal(number)
+    except psutil.Error:
+        pass  # gone already
 
 
 def last_line(log_path: Path) -> str:
