@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
-import psutil
 from selenium import webdriver
 from selenium.common.exceptions import (
     StaleElementReferenceException,
@@ -28,7 +28,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 
 from tools.course import REPO
-from tools.grading.sandbox import NO_SANDBOX, Sandbox
+from tools.grading.sandbox import NO_SANDBOX, Sandbox, descendants, signal_quietly
 
 WAIT = 10  # seconds for anything a page should do (it takes milliseconds)
 # A page that has not loaded by then never will; no command to the browser waits longer than
@@ -147,20 +147,14 @@ def page_failure(error: BaseException) -> str | None:
 
 def stop_browser(driver: WebDriver) -> None:
     """Quit, then kill whatever is left: a browser with a frozen page may not answer."""
-    try:
-        family = psutil.Process(driver.service.process.pid).children(recursive=True)
-    except (psutil.Error, AttributeError):
-        family = []
+    process = getattr(driver.service, "process", None)  # chromedriver, once started
+    family = descendants(process.pid) if process else []
     driver.command_executor._client_config.timeout = 5
     try:
         driver.quit()
     except Exception:  # noqa: BLE001 - it is being killed anyway
         pass
-    for process in family:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
+    signal_quietly(family, signal.SIGKILL)
 
 
 class BrowserKeeper:

@@ -183,7 +183,7 @@ class StageUnderTest:
                 f"the project's database is {database.get('engine') or 'not set'}; "
                 "this check needs SQLite (django.db.backends.sqlite3)"
             )
-        name = Path(database["name"])
+        name = Path(self.database_name)
         try:  # not through a link, nor out of the folder with ".."
             return open_file(self.project.root, name, os.O_RDWR)
         except UnsafePath:

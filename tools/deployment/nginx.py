@@ -77,13 +77,13 @@ def mime_types() -> str:
     )
     found = re.search(r"--conf-path=(\S+)", built.stderr + built.stdout)
     folders = [Path(found.group(1)).parent] if found else []
-    for folder in [*folders, Path("/etc/nginx")]:
+    folders.append(Path("/etc/nginx"))
+    for folder in folders:
         table = folder / "mime.types"
         if table.is_file():
             return table.read_text("utf-8", "replace")
     raise NginxProblem(
-        f"nginx's mime.types is not in {' or '.join(map(str, folders))} or /etc/nginx: "
-        "reinstall nginx"
+        f"nginx's mime.types is not in {' or '.join(map(str, folders))}: reinstall nginx"
     )
 
 

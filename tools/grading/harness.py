@@ -27,8 +27,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from tools.course import REPO, load_course
 from tools.grading.integrity import (
     GRADER_PYCACHE,
@@ -38,7 +36,13 @@ from tools.grading.integrity import (
 )
 from tools.grading.project import Project
 from tools.grading.report import Report, selected_behaviours
-from tools.grading.sandbox import LIMITS, network_namespace, sandbox_problem
+from tools.grading.sandbox import (
+    LIMITS,
+    descendants,
+    network_namespace,
+    sandbox_problem,
+    signal_quietly,
+)
 
 REPORT_FILES = ("results.json", "report.txt", "junit.xml", "pytest.log")
 RUN_TIME_LIMIT = (
@@ -175,27 +179,11 @@ def stop_family(session: subprocess.Popen) -> None:
     first, so that none of it starts another process between the look and the kill."""
     os.killpg(session.pid, signal.SIGSTOP)
     family = descendants(session.pid)
-    for process in family:
-        signal_quietly(process, signal.SIGSTOP)
+    signal_quietly(family, signal.SIGSTOP)
     family += [p for p in descendants(session.pid) if p not in family]
     os.killpg(session.pid, signal.SIGKILL)
-    for process in family:
-        signal_quietly(process, signal.SIGKILL)
+    signal_quietly(family, signal.SIGKILL)
     session.wait()
-
-
-def descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:
-        return []
-
-
-def signal_quietly(process: psutil.Process, number: int) -> None:
-    try:
-        process.send_signal(number)
-    except psutil.Error:
-        pass  # gone already
 
 
 def last_line(log_path: Path) -> str:

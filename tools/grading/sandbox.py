@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 MIB = 1024 * 1024
 # A uid range no distribution hands out (Debian: users up to 59999, subuids from 100000 up
 # in blocks of 65536); one slot per run that is going on at the same time.
@@ -415,6 +417,23 @@ def processes_of(uid: int) -> list[int]:
             except FileNotFoundError:
                 continue
     return found
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """Every process `pid` started, and every process those started (none when it is gone)."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def signal_quietly(processes: list[psutil.Process], number: int) -> None:
+    """Send signal `number` to each of `processes` that is still there."""
+    for process in processes:
+        try:
+            process.send_signal(number)
+        except psutil.Error:
+            pass  # gone already
 
 
 def kill_processes_of(uid: int) -> None:
