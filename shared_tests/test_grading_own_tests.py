@@ -11,8 +11,10 @@ import pytest
 
 from shared_tests.graded_projects import COURSE, copy_stage, edit, grade
 from tools.course import REPO
+from tools.grading import student_tests
 from tools.grading.project import find_project
-from tools.grading.student_tests import source_reading_lines
+from tools.grading.sandbox import Sandbox
+from tools.grading.student_tests import MutationRuns, mistake_code, source_reading_lines
 
 pytestmark = pytest.mark.repository
 PLANTED = [behaviour.id for behaviour in COURSE.behaviours if behaviour.plant]
@@ -216,3 +218,50 @@ def test_code_outside_the_tests_that_reads_the_project_is_listed(tmp_path):
         settings.write("\n_TELL = open('chat/consumers.py').read().count('_')\n")
     lines = source_reading_lines(find_project(project))
     assert len(lines) == 1 and lines[0].startswith("mysite/settings.py:"), lines
+
+
+class ScriptedRuns(MutationRuns):
+    """MutationRuns whose test runs are scripted: what a flaky test suite gives, to check
+    what the grader makes of it (no project runs)."""
+
+    def __init__(self, script: dict[str | None, list[int]]):
+        mistakes = [COURSE.behaviour(b) for b in PLANTED]
+        super().__init__(None, {}, "", Sandbox("none"), False, Path("."), mistakes)
+        self.script = (
+            script  # behaviour id (None: harmless) -> return codes, run by run
+        )
+        self.__dict__["own"] = student_tests.TestRun(
+            0, 2, (), 1.0, ""
+        )  # passed on the project
+        self.copies_run: list[str | None] = []
+
+    def _run_on_copy(self, sandbox, plants, timeout):
+        mistake = next((codes[1] for codes in plants.values() if len(codes) > 1), None)
+        behaviour = next(
+            (b.id for b in self.behaviours if mistake == mistake_code(b)), None
+        )
+        self.copies_run.append(behaviour)
+        returncode = self.script[behaviour][self.copies_run.count(behaviour) - 1]
+        failed = ("test_rooms",) if returncode else ()
+        return student_tests.TestRun(returncode, 2, failed, 1.0, "")
+
+    def outcome(self, behaviour_id: str) -> student_tests.TestRun:
+        return self.planted(COURSE.behaviour(behaviour_id))
+
+
+def test_a_mistake_let_through_once_is_run_again_and_missed_only_if_let_through_twice():
+    """The tutorial's tests post a message before the other window's socket is open, so
+    now and then they let the mistake they check through. A planted copy nothing caught
+    gets a second run: caught then, it counts as caught; let through twice, it is missed and
+    the report says so. A copy caught the first time, and a harmless copy that passed, run
+    once."""
+    once, twice = "catches_one_group", "catches_no_group_discard"
+    caught = [b for b in PLANTED if b not in (once, twice)]
+    script = {None: [0], once: [0, 1], twice: [0, 0]} | {b: [1] for b in caught}
+    runs = ScriptedRuns(script)
+    runs.run_planted(runs.behaviours)
+    assert sorted(runs.copies_run, key=str) == sorted([*script, once, twice], key=str)
+    assert runs.outcome(once).returncode == 1
+    assert runs.outcome(twice).returncode == 0
+    assert runs.outcome(twice).describe() == "2 tests ran and passed, in each of 2 runs"
+    assert all(runs.outcome(b).returncode == 1 for b in caught)

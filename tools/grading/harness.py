@@ -209,9 +209,10 @@ def unfinished_report(project: Project, options: RunOptions, reason: str) -> Rep
 
 
 def own_tests_budget(options: RunOptions) -> float:
-    """Stages 6-7: the worst case of the runs of a project's own tests, on top of the time
-    limit: the project as submitted (twice, when it fails), the harmless and planted copies,
-    two at a time, and the harmless copy's second chance, each at most tests_time_limit."""
+    """Stages 6-8: the worst case of the runs of a project's own tests, on top of the time
+    limit: the project as submitted (twice, when it fails), then the harmless and planted
+    copies two at a time, twice over (a second round for the harmless copy when it fails
+    and for each mistake nothing caught), each run at most tests_time_limit."""
     course = load_course()
     planted = [
         b
@@ -223,7 +224,7 @@ def own_tests_budget(options: RunOptions) -> float:
     if not planted:
         return 0.0
     batches = -(-(len(planted) + 1) // 2)  # the harmless copy too, two at a time
-    return (3 + batches) * options.tests_time_limit
+    return (2 + 2 * batches) * options.tests_time_limit
 
 
 def grade_project(project: Project, options: RunOptions, report_dir: Path) -> RunResult:

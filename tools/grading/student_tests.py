@@ -77,6 +77,9 @@ class TestRun:
     failed_tests: tuple[str, ...]
     seconds: float
     output: str  # its last lines
+    runs: int = (
+        1  # a planted copy nothing caught is run twice: this run stands for both
+    )
 
     @property
     def passed(self) -> bool:
@@ -90,7 +93,8 @@ class TestRun:
         if self.tests_ran == 0:
             return "no test ran (Django found none in the chat app)"
         if self.returncode == 0:
-            return f"{self.tests_ran} tests ran and passed"
+            runs = f", in each of {self.runs} runs" if self.runs > 1 else ""
+            return f"{self.tests_ran} tests ran and passed{runs}"
         failed = ", ".join(self.failed_tests) or "see the output"
         return f"{self.tests_ran} tests ran; failed: {failed}"
 
@@ -315,10 +319,38 @@ class MutationRuns:
     def run_planted(self, behaviours: list[Behaviour]) -> None:
         """Run the planted copies not run yet, and the harmless copy, PARALLEL_RUNS at a
         time and in a random order (so that a test counting its runs cannot tell which is
-        harmless). A harmless copy that fails gets a second chance, last."""
+        harmless). Then a second round, in a random order too: the harmless copy again if
+        it failed, and each planted copy nothing caught (a test that races the page, such
+        as the tutorial's, misses a mistake now and then, and the score must not hang on
+        that)."""
         todo = [b for b in behaviours if b.id not in self._planted]
         if self._harmless is None:
             todo.append(None)  # None: the harmless copy
+        first = self._run_round(todo)
+        again = [
+            behaviour
+            for behaviour, run in first
+            if (not run.passed if behaviour is None else run.returncode == 0)
+        ]
+        second = dict(self._run_round(again))  # Behaviour is frozen: a key
+        for behaviour, run in first:
+            if behaviour in second:  # the second run is the one that counts
+                run = second[behaviour]
+                if behaviour is not None and run.returncode == 0:
+                    run = replace(run, runs=2)  # nothing caught it either time
+            if behaviour is None:
+                self._harmless = run
+            else:
+                self._planted[behaviour.id] = run
+
+    def _run_round(
+        self, todo: list[Behaviour | None]
+    ) -> list[tuple[Behaviour | None, TestRun]]:
+        """One run of each copy in `todo` (None: the harmless one), in a random order,
+        PARALLEL_RUNS at a time."""
+        if not todo:
+            return []
+        todo = list(todo)
         secrets.SystemRandom().shuffle(todo)
         harmless = harmless_code()
         slots = queue.SimpleQueue()
@@ -337,13 +369,7 @@ class MutationRuns:
                 slots.put(sandbox)
 
         with ThreadPoolExecutor(PARALLEL_RUNS) as pool:
-            for behaviour, result in zip(todo, pool.map(run, todo), strict=True):
-                if behaviour is None:
-                    self._harmless = result
-                else:
-                    self._planted[behaviour.id] = result
-        if not self._harmless.passed and None in todo:
-            self._harmless = run(None)
+            return list(zip(todo, pool.map(run, todo), strict=True))
 
 
 def main(argv=None) -> int:
