@@ -254,7 +254,7 @@ def test_a_mistake_let_through_once_is_run_again_and_missed_only_if_let_through_
     now and then they let the mistake they check through. A planted copy nothing caught
     gets a second run: caught then, it counts as caught; let through twice, it is missed and
     the report says so. A copy caught the first time, and a harmless copy that passed, run
-    once."""
+    once. The report tells the student which results changed on the second run."""
     once, twice = "catches_one_group", "catches_no_group_discard"
     caught = [b for b in PLANTED if b not in (once, twice)]
     script = {None: [0], once: [0, 1], twice: [0, 0]} | {b: [1] for b in caught}
@@ -265,3 +265,20 @@ def test_a_mistake_let_through_once_is_run_again_and_missed_only_if_let_through_
     assert runs.outcome(twice).returncode == 0
     assert runs.outcome(twice).describe() == "2 tests ran and passed, in each of 2 runs"
     assert all(runs.outcome(b).returncode == 1 for b in caught)
+    note = runs.flaky_note()
+    assert COURSE.behaviour(once).title in note, note
+    assert COURSE.behaviour(twice).title not in note, note
+    assert "step6-automated-tests.md#waiting" in note
+
+
+def test_a_harmless_copy_that_fails_once_is_run_again_and_named_in_the_report():
+    """A harmless copy that fails and then passes lets the mistakes count, and the report
+    says the tests gave two results; tests that never change give no such note."""
+    flaky = ScriptedRuns({None: [1, 0]} | {b: [1] for b in PLANTED})
+    flaky.run_planted(flaky.behaviours)
+    assert flaky.copies_run.count(None) == 2
+    assert "failed on the harmless copy, then passed" in flaky.flaky_note()
+    steady = ScriptedRuns({None: [0]} | {b: [1] for b in PLANTED})
+    steady.run_planted(steady.behaviours)
+    assert len(steady.copies_run) == len(PLANTED) + 1
+    assert steady.flaky_note() is None

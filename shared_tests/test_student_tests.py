@@ -39,7 +39,13 @@ def mutation_runs(request, tmp_path_factory, stages_under_test):
                 )
         return cache[number]
 
-    return get
+    yield get
+    for (
+        runs
+    ) in cache.values():  # after the runs: what they did differently the second time
+        note = runs.flaky_note()
+        if note:
+            request.config.workshop_report.notes.append(note)
 
 
 @pytest.mark.behaviour("own_tests_pass")

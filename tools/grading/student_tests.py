@@ -251,6 +251,9 @@ class MutationRuns:
         self.workdir = workdir
         self._planted: dict[str, TestRun] = {}
         self._harmless: TestRun | None = None
+        self.changed_on_a_second_run: list[
+            str
+        ] = []  # what the same code did differently
 
     # -- one run --------------------------------------------------------------------------
     def _sandbox_for_a_run(self) -> Sandbox:
@@ -285,7 +288,12 @@ class MutationRuns:
         sandbox = self._sandbox_for_a_run()
         limit = self.sandbox.limits.tests_seconds
         run = self._run_on_copy(sandbox, {}, limit)
-        return run if run.passed else self._run_on_copy(sandbox, {}, limit)
+        if run.passed:
+            return run
+        second = self._run_on_copy(sandbox, {}, limit)
+        if second.passed:
+            self.changed_on_a_second_run.append("failed on your project, then passed")
+        return second
 
     @cached_property
     def untrustworthy(self) -> str | None:
@@ -305,6 +313,19 @@ class MutationRuns:
                 + self._harmless.last_lines()
             )
         return None
+
+    def flaky_note(self) -> str | None:
+        """For the report: where the same code gave the tests two different results (a test
+        that races the page, such as the tutorial's), else None."""
+        if not self.changed_on_a_second_run:
+            return None
+        return (
+            "Your tests gave two results on the same code (the second one counted):\n  "
+            + "\n  ".join(self.changed_on_a_second_run)
+            + "\n  A test that sends before the page's socket is open, or waits a fixed "
+            "time, races the page: wait for the page's state instead "
+            "(docs/en/step6-automated-tests.md#waiting)."
+        )
 
     def planted(self, behaviour: Behaviour) -> TestRun:
         """The tests on a copy with `behaviour`'s mistake planted."""
@@ -336,7 +357,15 @@ class MutationRuns:
         for behaviour, run in first:
             if behaviour in second:  # the second run is the one that counts
                 run = second[behaviour]
-                if behaviour is not None and run.returncode == 0:
+                if behaviour is None and run.passed:
+                    self.changed_on_a_second_run.append(
+                        "failed on the harmless copy, then passed"
+                    )
+                elif behaviour is not None and run.returncode != 0:
+                    self.changed_on_a_second_run.append(
+                        f"let a planted mistake through, then caught it: {behaviour.title}"
+                    )
+                elif behaviour is not None:
                     run = replace(run, runs=2)  # nothing caught it either time
             if behaviour is None:
                 self._harmless = run
