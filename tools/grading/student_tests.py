@@ -348,29 +348,35 @@ class MutationRuns:
         if self._harmless is None:
             todo.append(None)  # None: the harmless copy
         first = self._run_round(todo)
-        again = [
-            behaviour
-            for behaviour, run in first
-            if (not run.passed if behaviour is None else run.returncode == 0)
-        ]
+        again = [b for b, run in first if self._worth_a_second_run(b, run)]
         second = dict(self._run_round(again))  # Behaviour is frozen: a key
         for behaviour, run in first:
-            if behaviour in second:  # the second run is the one that counts
-                run = second[behaviour]
-                if behaviour is None and run.passed:
-                    self.changed_on_a_second_run.append(
-                        "failed on the harmless copy, then passed"
-                    )
-                elif behaviour is not None and run.returncode != 0:
-                    self.changed_on_a_second_run.append(
-                        f"let a planted mistake through, then caught it: {behaviour.title}"
-                    )
-                elif behaviour is not None:
-                    run = replace(run, runs=2)  # nothing caught it either time
+            if behaviour in second:
+                run = self._second_result(behaviour, second[behaviour])
             if behaviour is None:
                 self._harmless = run
             else:
                 self._planted[behaviour.id] = run
+
+    @staticmethod
+    def _worth_a_second_run(behaviour: Behaviour | None, run: TestRun) -> bool:
+        """The harmless copy when it failed; a planted copy when nothing caught it."""
+        return not run.passed if behaviour is None else run.returncode == 0
+
+    def _second_result(self, behaviour: Behaviour | None, run: TestRun) -> TestRun:
+        """A copy's second run, the one that counts; noted when it changed the result."""
+        if behaviour is None:
+            if run.passed:
+                self.changed_on_a_second_run.append(
+                    "failed on the harmless copy, then passed"
+                )
+            return run
+        if run.returncode != 0:
+            self.changed_on_a_second_run.append(
+                f"let a planted mistake through, then caught it: {behaviour.title}"
+            )
+            return run
+        return replace(run, runs=2)  # nothing caught it either time
 
     def _run_round(
         self, todo: list[Behaviour | None]
