@@ -227,12 +227,10 @@ class ScriptedRuns(MutationRuns):
     def __init__(self, script: dict[str | None, list[int]]):
         mistakes = [COURSE.behaviour(b) for b in PLANTED]
         super().__init__(None, {}, "", Sandbox("none"), False, Path("."), mistakes)
-        self.script = (
-            script  # behaviour id (None: harmless) -> return codes, run by run
-        )
-        self.__dict__["own"] = student_tests.TestRun(
-            0, 2, (), 1.0, ""
-        )  # passed on the project
+        # behaviour id (None: the harmless copy) -> its return codes, run by run
+        self.script = script
+        # The tests passed on the project as submitted.
+        self.__dict__["own"] = student_tests.TestRun(0, 2, (), 1.0, "")
         self.copies_run: list[str | None] = []
 
     def _run_on_copy(self, sandbox, plants, timeout):
@@ -272,8 +270,8 @@ def test_a_mistake_let_through_once_is_run_again_and_missed_only_if_let_through_
 
 
 def test_a_harmless_copy_that_fails_once_is_run_again_and_named_in_the_report():
-    """A harmless copy that fails and then passes lets the mistakes count, and the report
-    says the tests gave two results; tests that never change give no such note."""
+    """A harmless copy that fails runs again, and the report says the tests gave two
+    results when the second run passes; tests that never change give no such note."""
     flaky = ScriptedRuns({None: [1, 0]} | {b: [1] for b in PLANTED})
     flaky.run_planted(flaky.behaviours)
     assert flaky.copies_run.count(None) == 2

@@ -209,10 +209,11 @@ def unfinished_report(project: Project, options: RunOptions, reason: str) -> Rep
 
 
 def own_tests_budget(options: RunOptions) -> float:
-    """Stages 6-8: the worst case of the runs of a project's own tests, on top of the time
-    limit: the project as submitted (twice, when it fails), then the harmless and planted
-    copies two at a time, twice over (a second round for the harmless copy when it fails
-    and for each mistake nothing caught), each run at most tests_time_limit."""
+    """Stage 6, where mistakes are planted: the worst case of the runs of a project's own
+    tests, on top of the time limit: the project as submitted (twice, when it fails), then
+    the harmless and planted copies two at a time, twice over (a second round for the
+    harmless copy when it fails and for each mistake nothing caught), each run at most
+    tests_time_limit."""
     course = load_course()
     planted = [
         b

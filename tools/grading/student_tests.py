@@ -77,9 +77,8 @@ class TestRun:
     failed_tests: tuple[str, ...]
     seconds: float
     output: str  # its last lines
-    runs: int = (
-        1  # a planted copy nothing caught is run twice: this run stands for both
-    )
+    # A planted copy nothing caught is run twice: its second run stands for both.
+    runs: int = 1
 
     @property
     def passed(self) -> bool:
@@ -251,9 +250,8 @@ class MutationRuns:
         self.workdir = workdir
         self._planted: dict[str, TestRun] = {}
         self._harmless: TestRun | None = None
-        self.changed_on_a_second_run: list[
-            str
-        ] = []  # what the same code did differently
+        # What the same code did differently on a second run (for the report).
+        self.changed_on_a_second_run: list[str] = []
 
     # -- one run --------------------------------------------------------------------------
     def _sandbox_for_a_run(self) -> Sandbox:
