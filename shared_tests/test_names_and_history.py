@@ -7,7 +7,9 @@ import os
 import sqlite3
 import time
 import uuid
+from pathlib import Path
 
+import psutil
 import pytest
 
 from shared_tests.chat_client import (
@@ -25,6 +27,8 @@ WRITE_STARTS = 1  # seconds for the server to take a frame and start writing it
 # Seconds a pong may take while a write waits: under SQLite's 5 s busy timeout, after which
 # the write would give up and a blocked event loop would run again.
 PONG_WHILE_LOCKED = 3
+# Seconds for the server to close the connections its last request and message used.
+CONNECTIONS_CLOSE = 2
 
 
 def chat_frame(socket, text: str, who: str) -> dict:
@@ -251,3 +255,47 @@ def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
             "an async consumer?)"
         )
         chat_frame(writer, "waits for the database", "the sender, once unlocked")
+
+
+def handles_on(pids: list[int], path: Path) -> int:
+    """How many open descriptors of these processes point at the file at `path` (compared
+    by inode: a sandboxed server sees the project folder at another path)."""
+    target = os.stat(path)
+    count = 0
+    for pid in pids:
+        for descriptor in os.scandir(f"/proc/{pid}/fd"):
+            try:
+                found = os.stat(descriptor.path)
+            except OSError:  # closed meanwhile
+                continue
+            count += (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+    return count
+
+
+@pytest.mark.repository
+def test_the_server_keeps_no_database_connection_open(stages_under_test):
+    """Stage 7 keeps Django's CONN_MAX_AGE of 0 (its page says why): under ASGI each HTTP
+    request runs its sync code on a thread of its own, and a kept connection stays open after
+    that thread has ended, until the garbage collector happens to find it. After 10 messages
+    stored and 60 requests that read and write the session, the server soon holds the SQLite
+    file open nowhere."""
+    stage_project = stages_under_test(7)
+    server = stage_project.server
+    with chat_socket(server, room_name("stored")) as socket:
+        for number in range(10):
+            send_message(socket, f"stored {number}")
+            chat_frame(socket, f"stored {number}", "the sender")
+    for _ in range(20):
+        visitor = named_visitor(server, unique_name("page"))  # a GET and a POST
+        assert visitor.get("/chat/").status == 200
+    server_process = psutil.Process(server.pid)
+    family = [server_process.pid, *(c.pid for c in server_process.children(True))]
+    database = stage_project.project.root / stage_project.database_name
+    deadline = time.monotonic() + CONNECTIONS_CLOSE
+    while (handles := handles_on(family, database)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a request's connection closes just after its response
+    assert handles == 0, (
+        f"the server still holds {database.name} open {handles} times after its last "
+        f"request ({CONNECTIONS_CLOSE} s): the requests' threads left their connections "
+        "open (CONN_MAX_AGE?)"
+    )
