@@ -89,6 +89,13 @@ VARIANTS = {
             True,
             BENCH_WHAT_IF="no-db-close",
         ),
+        _variant(
+            "stage7-kept-db",
+            "stage 7, connection kept + WAL (what-if)",
+            7,
+            True,
+            BENCH_WHAT_IF="kept-db",
+        ),
         *(_deployed(workers) for workers in (1, 2, 3)),
     )
 }
@@ -159,6 +166,8 @@ class Scale:
 LAYER_AND_CEILING = ("stage4", "stage5", "stage5-pubsub", "stage5-memory", "ceiling")
 # The stages that store their messages, next to stage 5 at the goal's crowd.
 STORING = ("stage7",)
+# What storing would cost with the database settings the lesson does not use (ladder only).
+STORING_WHAT_IF = ("stage7-kept-db",)
 
 FULL = Scale(
     ladders={
@@ -167,7 +176,7 @@ FULL = Scale(
         200: (2000, 4000, 6000, 8000),
     },
     ladder_variants={
-        50: LAYER_AND_CEILING + STORING + DEPLOYED,
+        50: LAYER_AND_CEILING + STORING + STORING_WHAT_IF + DEPLOYED,
         200: ("stage4", "stage5", *DEPLOYED),
     },
     seconds=2.5,
@@ -188,7 +197,9 @@ FULL = Scale(
 QUICK = replace(
     FULL,
     ladders={50: (2000, 6000)},
-    ladder_variants={50: LAYER_AND_CEILING + STORING + ("stage9-2w",)},
+    ladder_variants={
+        50: LAYER_AND_CEILING + STORING + STORING_WHAT_IF + ("stage9-2w",)
+    },
     seconds=1.2,
     idle=1.5,
     slow=(10, 4),

@@ -136,8 +136,8 @@ def busiest(runs: list[dict]) -> dict:
 def side_by_side(
     results: dict, variants: dict[str, str], clients: int | None = None
 ) -> str:
-    """Ladder runs of two variants at the same loads, next to each other (their deliveries'
-    ratio last); variants maps each name to its heading."""
+    """Ladder runs of some variants at the same loads, next to each other, and each later
+    variant's deliveries as a ratio to the first's; variants maps each name to its heading."""
     ladder = [
         r
         for r in runs_of(results, "ladder", tuple(variants))
@@ -145,7 +145,7 @@ def side_by_side(
     ]
     by_key = {(r["variant"], r["clients"], r["offered_per_s"]): r for r in ladder}
     points = sorted({(r["clients"], r["offered_per_s"]) for r in ladder})
-    first, second = variants
+    first, *others = variants
     rows = []
     for crowd_size, offered in points:
         row = [crowd_size, offered]
@@ -156,17 +156,16 @@ def side_by_side(
                 if run
                 else [NONE] * 4  # not run: a lower load already saturated it
             )
-        both = all(runs) and runs[0]["deliveries_per_s"]
-        row.append(
-            round(runs[1]["deliveries_per_s"] / runs[0]["deliveries_per_s"], 2)
-            if both
-            else NONE
-        )
+        base = runs[0]["deliveries_per_s"] if runs[0] else 0
+        row += [
+            round(run["deliveries_per_s"] / base, 2) if run and base else NONE
+            for run in runs[1:]
+        ]
         rows.append(row)
     heads = ["C", "offered/s"]
     for heading in variants.values():
         heads += [f"{heading}: deliveries/s", "p50 ms", "p99 ms", "lost"]
-    heads.append(f"deliveries, {second} / {first}")
+    heads += [f"deliveries, {other} / {first}" for other in others]
     return table(heads, rows)
 
 
@@ -175,10 +174,15 @@ def sync_vs_async(results: dict) -> str:
 
 
 def storing(results: dict) -> str:
-    """What storing every message costs: stage 7 next to stage 5 at the goal's crowd."""
+    """What storing every message costs: stage 7 next to stage 5 at the goal's crowd, and
+    stage 7 with the database settings it does not use (what-if)."""
     return side_by_side(
         results,
-        {"stage5": "stage 5", "stage7": "stage 7 (stores each message)"},
+        {
+            "stage5": "stage 5",
+            "stage7": "stage 7 (stores each message)",
+            "stage7-kept-db": "stage 7, connection kept + WAL (what-if)",
+        },
         GOAL.clients,
     )
 
