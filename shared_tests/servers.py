@@ -278,6 +278,21 @@ class Server(Endpoint):
         process = self._executor.process
         return process.pid if process is not None and process.poll() is None else None
 
+    def handles_on(self, path: Path) -> int:
+        """How many open descriptors of the server's processes point at the file at `path`
+        (by inode: a sandboxed server sees the project folder at another path)."""
+        target = path.stat()
+        server = psutil.Process(self.pid)
+        count = 0
+        for pid in [server.pid, *(child.pid for child in server.children(True))]:
+            for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    found = descriptor.stat()
+                except OSError:  # closed meanwhile
+                    continue
+                count += (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+        return count
+
     # -- log --------------------------------------------------------------------------------
     def log_mark(self) -> int:
         """A position in the log; log_since(mark) returns what was written after it."""

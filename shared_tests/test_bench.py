@@ -9,8 +9,11 @@ import sys
 
 import pytest
 
+from shared_tests.chat_client import chat_socket, next_reply, room_name, send_message
 from shared_tests.conftest import missing_prerequisite
+from tools.bench.plan import VARIANTS
 from tools.bench.report import list_tables, markdown_table
+from tools.bench.servers import BenchServers
 from tools.course import REPO
 from tools.deployment.nginx import NginxMissing, nginx_program
 
@@ -156,3 +159,29 @@ def test_committed_results_render_every_table():
         assert markdown_table(name).count("\n") >= 2, f"table {name} has no rows"
     with pytest.raises(KeyError, match="the tables are"):
         markdown_table("no-such-table")
+
+
+def test_the_kept_connection_what_if_keeps_one_and_a_write_ahead_log(
+    redis_server, tmp_path
+):
+    """The what-if that the storing table puts next to stage 7 is what its label says: after
+    messages are stored, its server still holds the SQLite file open (stage 7 itself holds
+    it nowhere: test_the_server_keeps_no_database_connection_open), and SQLite keeps its
+    write-ahead log beside it."""
+    servers = BenchServers(tmp_path, redis_server.url(0))
+    try:
+        servers.start([VARIANTS["stage7-kept-db"]])
+        server = servers.servers["stage7-kept-db"]
+        with chat_socket(server, room_name("kept")) as socket:
+            for number in range(3):
+                send_message(socket, f"stored {number}")
+                assert next_reply(socket, "the message").get("message") == (
+                    f"stored {number}"
+                )
+        database = servers.copy_of(7).root / "db.sqlite3"
+        assert server.handles_on(database) == 1, (
+            "the what-if did not keep its connection"
+        )
+        assert database.with_name("db.sqlite3-wal").exists(), "no write-ahead log"
+    finally:
+        servers.stop_all()

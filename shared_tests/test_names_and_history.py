@@ -7,9 +7,7 @@ import os
 import sqlite3
 import time
 import uuid
-from pathlib import Path
 
-import psutil
 import pytest
 
 from shared_tests.chat_client import (
@@ -257,21 +255,6 @@ def test_a_waiting_write_leaves_the_event_loop_free(stage_project, server):
         chat_frame(writer, "waits for the database", "the sender, once unlocked")
 
 
-def handles_on(pids: list[int], path: Path) -> int:
-    """How many open descriptors of these processes point at the file at `path` (compared
-    by inode: a sandboxed server sees the project folder at another path)."""
-    target = os.stat(path)
-    count = 0
-    for pid in pids:
-        for descriptor in os.scandir(f"/proc/{pid}/fd"):
-            try:
-                found = os.stat(descriptor.path)
-            except OSError:  # closed meanwhile
-                continue
-            count += (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
-    return count
-
-
 @pytest.mark.repository
 def test_the_server_keeps_no_database_connection_open(stages_under_test):
     """Stage 7 keeps Django's CONN_MAX_AGE of 0 (its page says why): under ASGI each HTTP
@@ -288,11 +271,9 @@ def test_the_server_keeps_no_database_connection_open(stages_under_test):
     for _ in range(20):
         visitor = named_visitor(server, unique_name("page"))  # a GET and a POST
         assert visitor.get("/chat/").status == 200
-    server_process = psutil.Process(server.pid)
-    family = [server_process.pid, *(c.pid for c in server_process.children(True))]
     database = stage_project.project.root / stage_project.database_name
     deadline = time.monotonic() + CONNECTIONS_CLOSE
-    while (handles := handles_on(family, database)) and time.monotonic() < deadline:
+    while (handles := server.handles_on(database)) and time.monotonic() < deadline:
         time.sleep(0.05)  # a request's connection closes just after its response
     assert handles == 0, (
         f"the server still holds {database.name} open {handles} times after its last "
