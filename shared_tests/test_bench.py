@@ -185,3 +185,27 @@ def test_the_kept_connection_what_if_keeps_one_and_a_write_ahead_log(
         assert database.with_name("db.sqlite3-wal").exists(), "no write-ahead log"
     finally:
         servers.stop_all()
+
+
+def test_stage_7s_profile_names_the_database_work(redis_server, tmp_path):
+    """`make bench` samples stage 7's server with py-spy, and its table names the two costs
+    stage 5 does not have: a new database connection per message, and the INSERT with its
+    commit (stage 7's page quotes them)."""
+    completed = subprocess.run(
+        [
+            sys.executable, "-m", "tools.bench", "--quick", "--out", str(tmp_path),
+            "--scenarios", "profile", "--variants", "stage7", "--no-plots",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    profile = results["profiles"]["stage7"]
+    assert "error" not in profile, profile
+    costs = {cost["cost"] for cost in profile["costs"]}
+    assert "database: the INSERT and its commit" in costs, costs
+    assert "database: a new connection per message, and closing it" in costs, costs
+    assert "profile-stage7" in list_tables(results)

@@ -234,7 +234,7 @@ def plan(scale: Scale) -> list[Step]:
     burst = Load.burst(*scale.burst, idle=scale.idle)
     steps += [Step("burst", name, burst) for name in scale.burst_variants]
     profiled = Load.paced(GOAL.clients, GOAL.offered, scale.profile_seconds, scale.idle)
-    steps.append(Step("profile", "stage5", profiled))
+    steps += [Step("profile", name, profiled) for name in ("stage5", *STORING)]
     return steps
 
 

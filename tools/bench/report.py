@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from tools.course import REPO
@@ -377,10 +378,12 @@ def burst(results: dict) -> str:
     return table(heads, rows)
 
 
-def profile(results: dict) -> str:
-    found = results.get("profile") or {}
+def profile(results: dict, variant: str) -> str:
+    """Where a server's time went while the goal's load ran (py-spy), largest share first."""
+    found = (results.get("profiles") or {}).get(variant) or {}
     rows = [[c["cost"], f"{100 * c['share']:.0f}%"] for c in found.get("costs", [])]
-    return table(["stage 5 server time (py-spy samples)", "share"], rows)
+    stage = variant.removeprefix("stage")
+    return table([f"stage {stage} server time (py-spy samples)", "share"], rows)
 
 
 def machine(results: dict) -> str:
@@ -455,8 +458,8 @@ def deployed_verdict(results: dict) -> dict | None:
     }
 
 
-# name: (what renders it, the runs it needs: scenario and variants; None: the profile)
-TABLES: dict[str, tuple[Callable[[dict], str], tuple | None]] = {
+# name: (what renders it, the runs it needs: scenario and variants, or "profile" and one)
+TABLES: dict[str, tuple[Callable[[dict], str], tuple]] = {
     "machine": (machine, ("meta",)),
     "sync-vs-async": (sync_vs_async, ("ladder", ("stage4", "stage5"))),
     "sustained": (best_sustained, ("ladder",)),
@@ -468,13 +471,14 @@ TABLES: dict[str, tuple[Callable[[dict], str], tuple | None]] = {
     "workers-ladder": (workers_ladder, ("ladder", DEPLOYED)),
     "before-after": (before_after, ("before-after",)),
     "burst": (burst, ("burst",)),
-    "profile": (profile, None),
+    "profile": (partial(profile, variant="stage5"), ("profile", "stage5")),
+    "profile-stage7": (partial(profile, variant="stage7"), ("profile", "stage7")),
 }
 
 
-def has_data(results: dict, needs: tuple | None) -> bool:
-    if needs is None:
-        return bool((results.get("profile") or {}).get("costs"))
+def has_data(results: dict, needs: tuple) -> bool:
+    if needs[0] == "profile":
+        return bool(((results.get("profiles") or {}).get(needs[1]) or {}).get("costs"))
     if needs == ("meta",):
         return bool(results.get("meta"))
     return bool(runs_of(results, *needs))

@@ -126,7 +126,7 @@ class Bench:
         self.servers, self.redis_url, self.workdir = servers, redis_url, workdir
         self.runs: list[dict] = []
         self.errors: list[dict] = []
-        self.profile: dict | None = None
+        self.profiles: dict[str, dict] = {}  # by variant
 
     def spec(self, step: Step) -> LoadSpec:
         server, load = self.servers.servers[step.variant], step.load
@@ -185,9 +185,9 @@ class Bench:
             sampler = start_sampling(pid, step.load.seconds - PROFILE_AFTER, output)
             found = finish_sampling(sampler, output)
         except ProfilerMissing as missing:  # the run is measured anyway
-            self.profile = {"error": str(missing)}
+            self.profiles[step.variant] = {"error": str(missing)}
             return
-        self.profile = {"variant": step.variant, "load": step.load.describe(), **found}
+        self.profiles[step.variant] = {"load": step.load.describe(), **found}
 
     def run(self, steps: list[Step], progress: Progress) -> None:
         stopped: set[tuple[str, int]] = set()  # ladders past their saturation point
@@ -247,7 +247,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     results["meta"].update(
         seconds=round(time.monotonic() - started, 1), load_average_end=load_average()
     )
-    results.update(runs=bench.runs, errors=bench.errors, profile=bench.profile)
+    results.update(runs=bench.runs, errors=bench.errors, profiles=bench.profiles)
     results["target"] = target_verdict(results)
     results["target_deployed"] = deployed_verdict(results)
     return results
