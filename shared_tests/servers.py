@@ -281,10 +281,12 @@ class Server(Endpoint):
     def handles_on(self, path: Path) -> int:
         """How many open descriptors of the server's processes point at the file at `path`
         (by inode: a sandboxed server sees the project folder at another path)."""
+        if self.pid is None:  # psutil.Process(None) would be this process
+            raise ServerFailed(self.death() or "the server is not running")
         target = path.stat()
         server = psutil.Process(self.pid)
         count = 0
-        for pid in [server.pid, *(child.pid for child in server.children(True))]:
+        for pid in [server.pid, *(c.pid for c in server.children(recursive=True))]:
             for descriptor in Path(f"/proc/{pid}/fd").iterdir():
                 try:
                     found = descriptor.stat()
