@@ -209,3 +209,45 @@ def test_stage_7s_profile_names_the_database_work(redis_server, tmp_path):
     assert "database: the INSERT and its commit" in costs, costs
     assert "database: a new connection per message, and closing it" in costs, costs
     assert "profile-stage7" in list_tables(results)
+
+
+# What a variant's server process has changed once bench_asgi has loaded (its what-ifs).
+WHAT_IF_EFFECTS = """
+import gc, json
+import bench_asgi, channels.consumer
+print(json.dumps({
+    "db_check_skipped": channels.consumer.aclose_old_connections is bench_asgi._no_db_close,
+    "frozen": gc.get_freeze_count() > 0,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def bench_servers(redis_server, tmp_path_factory):
+    """The benchmark's stage copies, for tests that look at a variant's server process."""
+    return BenchServers(tmp_path_factory.mktemp("bench-servers"), redis_server.url(0))
+
+
+@pytest.mark.parametrize(
+    "variant, expected",
+    [
+        ("stage5", {"db_check_skipped": False, "frozen": False}),
+        ("stage5-no-db-close", {"db_check_skipped": True, "frozen": False}),
+        ("stage5-gc-freeze", {"db_check_skipped": False, "frozen": True}),
+    ],
+)
+def test_each_what_if_changes_what_its_label_says(bench_servers, variant, expected):
+    """The before-after table's what-if rows run the stage with one change each: skipping
+    Channels' per-handler database check, or gc.freeze() once loaded; the stage itself has
+    neither."""
+    project, _ = bench_servers.command(VARIANTS[variant], port=0)
+    completed = subprocess.run(
+        [sys.executable, "-c", WHAT_IF_EFFECTS],
+        cwd=project.root,
+        env=project.environment(bench_servers.redis_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == expected
