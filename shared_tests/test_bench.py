@@ -240,14 +240,5 @@ def test_each_what_if_changes_what_its_label_says(bench_servers, variant, expect
     """The before-after table's what-if rows run the stage with one change each: skipping
     Channels' per-handler database check, or gc.freeze() once loaded; the stage itself has
     neither."""
-    project, _ = bench_servers.command(VARIANTS[variant], port=0)
-    completed = subprocess.run(
-        [sys.executable, "-c", WHAT_IF_EFFECTS],
-        cwd=project.root,
-        env=project.environment(bench_servers.redis_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert json.loads(completed.stdout.strip().splitlines()[-1]) == expected
+    printed = bench_servers.run_python(VARIANTS[variant], WHAT_IF_EFFECTS)
+    assert json.loads(printed.strip().splitlines()[-1]) == expected

@@ -211,14 +211,11 @@ class BenchServers:
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(start_one, variants))  # raises the first failure
 
-    def layer_of(self, variant: Variant) -> dict:
-        """The channel layer a variant's server runs with (its Redis address left out),
-        and the Redis reply parser redis-py picks in that server's environment."""
-        if variant.stage is None:
-            return {"channel_layer": None}
+    def run_python(self, variant: Variant, code: str) -> str:
+        """What `code` prints, run by Python in the environment of the variant's server."""
         project, _ = self.command(variant, port=0)
         completed = subprocess.run(
-            [sys.executable, "-c", SHOW_LAYER],
+            [sys.executable, "-c", code],
             cwd=project.root,
             env=project.environment(self.redis_url),
             capture_output=True,
@@ -226,7 +223,14 @@ class BenchServers:
             timeout=60,
             check=True,
         )
-        facts = json.loads(completed.stdout)
+        return completed.stdout
+
+    def layer_of(self, variant: Variant) -> dict:
+        """The channel layer a variant's server runs with (its Redis address left out),
+        and the Redis reply parser redis-py picks in that server's environment."""
+        if variant.stage is None:
+            return {"channel_layer": None}
+        facts = json.loads(self.run_python(variant, SHOW_LAYER))
         facts["channel_layer"].get("CONFIG", {}).pop("hosts", None)
         return facts
 
