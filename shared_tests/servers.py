@@ -23,7 +23,7 @@ import tools.executors  # noqa: F401 - turns off mirakuru's killing at exit
 from tools.deployment.certificate import TLSFiles
 from tools.deployment.workers import worker_command
 from tools.grading.project import Project
-from tools.grading.sandbox import NO_SANDBOX, Sandbox, limit_behind
+from tools.grading.sandbox import NO_SANDBOX, Sandbox, descendants, limit_behind
 from tools.net import HOST, free_port, listens_on
 
 STARTUP_TIMEOUT = 60
@@ -281,13 +281,17 @@ class Server(Endpoint):
     def handles_on(self, path: Path) -> int:
         """How many open descriptors of the server's processes point at the file at `path`
         (by inode: a sandboxed server sees the project folder at another path)."""
-        if self.pid is None:  # psutil.Process(None) would be this process
+        pid = self.pid
+        if pid is None:
             raise ServerFailed(self.death() or "the server is not running")
         target = path.stat()
-        server = psutil.Process(self.pid)
         count = 0
-        for pid in [server.pid, *(c.pid for c in server.children(recursive=True))]:
-            for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        for process in [pid, *(child.pid for child in descendants(pid))]:
+            try:
+                descriptors = list(Path(f"/proc/{process}/fd").iterdir())
+            except OSError:  # it exited meanwhile
+                continue
+            for descriptor in descriptors:
                 try:
                     found = descriptor.stat()
                 except OSError:  # closed meanwhile

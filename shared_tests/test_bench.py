@@ -175,9 +175,8 @@ def test_the_kept_connection_what_if_keeps_one_and_a_write_ahead_log(
         with chat_socket(server, room_name("kept")) as socket:
             for number in range(3):
                 send_message(socket, f"stored {number}")
-                assert next_reply(socket, "the message").get("message") == (
-                    f"stored {number}"
-                )
+                reply = next_reply(socket, "the message")
+                assert reply.get("message") == f"stored {number}", reply
         database = servers.copy_of(7).root / "db.sqlite3"
         assert server.handles_on(database) == 1, (
             "the what-if did not keep its connection"

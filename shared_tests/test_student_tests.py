@@ -40,9 +40,8 @@ def mutation_runs(request, tmp_path_factory, stages_under_test):
         return cache[number]
 
     yield get
-    for (
-        runs
-    ) in cache.values():  # after the runs: what they did differently the second time
+    # After the runs: what they did differently the second time goes in the report.
+    for runs in cache.values():
         note = runs.flaky_note()
         if note:
             request.config.workshop_report.notes.append(note)
