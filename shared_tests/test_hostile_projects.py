@@ -28,6 +28,7 @@ from shared_tests.graded_projects import (
     take_file,
 )
 from tools.course import REPO
+from tools.grading import integrity
 from tools.grading.harness import run_session
 from tools.grading.integrity import (
     GRADER_PYCACHE,
@@ -587,6 +588,27 @@ def test_bytecode_older_than_its_source_is_dropped_before_a_run(tmp_path):
         "hashed_kept.cpython-311-pytest-9.pyc",
         "kept.cpython-311.pyc",
     ]
+
+
+def test_a_file_gone_while_fingerprinted_is_skipped_only_if_python_was_writing_it(
+    monkeypatch,
+):
+    """Another run compiling beside a grade: the temporary file Python writes bytecode
+    through is listed, then renamed away before it is read. The fingerprint goes on without
+    it (a class run crashed on exactly this); any other file gone between listing and
+    reading is recorded as gone, so the grade's files count as changed."""
+    walk = integrity.os.walk
+    in_flight = "modeline.cpython-311.pyc.140539309322480"
+
+    def listing_two_files_that_are_gone(top, *args, **kwargs):
+        for root, folders, files in walk(top, *args, **kwargs):
+            yield root, folders, [*files, in_flight, "gone.py"]
+
+    monkeypatch.setattr(integrity.os, "walk", listing_two_files_that_are_gone)
+    prints = fingerprint()
+    assert not [path for path in prints if path.endswith(in_flight)]
+    gone = [path for path in prints if path.endswith("/gone.py")]
+    assert gone and {prints[path] for path in gone} == {"gone while fingerprinted"}
 
 
 def room_page_that_never_finishes(project: Path) -> None:

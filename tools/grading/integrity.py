@@ -9,6 +9,7 @@ import marshal
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tools.course import REPO
@@ -105,7 +106,7 @@ def fingerprint() -> dict[str, str]:
         top = REPO / name
         for path in [top] if top.is_file() else sorted(top.rglob("*")):
             if path.is_file() and not path.is_symlink():
-                prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+                print_of(prints, str(path), sha256_of)
     for root, _, files in (
         entry
         for folder in VENV_CODE
@@ -114,10 +115,29 @@ def fingerprint() -> dict[str, str]:
         for entry in os.walk(Path(sys.prefix) / folder)
     ):
         for name in files:
-            path = os.path.join(root, name)
-            info = os.lstat(path)
-            prints[path] = f"{info.st_size}:{info.st_mtime_ns}"
+            print_of(prints, os.path.join(root, name), size_and_mtime)
     return prints
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def size_and_mtime(path: Path) -> str:
+    info = os.lstat(path)
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def print_of(prints: dict[str, str], path: str, measure: Callable[[Path], str]) -> None:
+    """prints[path] = measure(path). A file gone between listing and reading: skipped when
+    it is the temporary file Python writes bytecode through (it renames that away, and
+    another run may be compiling beside this one), else recorded as gone, so that a later
+    fingerprint differs from this one."""
+    try:
+        prints[path] = measure(Path(path))
+    except FileNotFoundError:
+        if PYC_IN_FLIGHT.search(path) is None:
+            prints[path] = "gone while fingerprinted"
 
 
 def written_by_python(path: str, before: dict[str, str]) -> bool:
